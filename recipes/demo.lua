@@ -1,0 +1,47 @@
+-- The `make demo` script: 400 concurrent llm.chat calls (a quarter of them streamed)
+-- against the local mock server, which answers after a random delay and injects a few
+-- faults. Shows progress, then what happened: throughput, errors by kind, tokens.
+local N = tonumber(arg[1]) or 400
+local started = os.clock()
+local t0 = os.time()
+local done, failed = 0, {}
+
+local prompts = {}
+for i = 1, N do
+  prompts[i] = ("Write a one-line question about topic #%d for a quiz."):format(i)
+end
+
+local progress = task.spawn(function()
+  while done < N do
+    task.sleep(250)
+    io.stderr:write(("\r  %d/%d answered, %d in flight   "):format(done, N, llm.stats().in_flight))
+  end
+end)
+
+local results = task.map(prompts, function(prompt, i)
+  local streamed = {}
+  local ok, r = pcall(llm.chat, {
+    model = "weak",
+    prompt = prompt,
+    max_tokens = 64,
+    stream = (i % 4 == 0) and function(delta) streamed[#streamed + 1] = delta end or nil,
+  })
+  done = done + 1
+  if not ok then
+    failed[r.kind] = (failed[r.kind] or 0) + 1
+    if failed[r.kind] == 1 then log.info("first %s error: %s", r.kind, tostring(r)) end
+    return nil
+  end
+  return r.text
+end, { limit = 200 })
+progress:join()
+io.stderr:write("\n")
+
+local s = llm.stats()
+print(("sent %d requests (%d concurrent at peak) over %d connections"):format(
+  s.requests, s.in_flight_peak, s.connections_opened))
+print(("answered %d, failed %d, tokens in/out %d/%d"):format(s.ok, s.errors, s.input_tokens,
+  s.output_tokens))
+for kind, n in pairs(failed) do print(("  %-12s %d (each surfaced as an error object with kind=%q)"):format(kind, n, kind)) end
+print("sample answer: " .. tostring(results[1] or results[2]))
+print(("wall time about %ds, CPU %.2fs"):format(os.time() - t0, os.clock() - started))

@@ -1,0 +1,7 @@
+/* Subcommands of the moonloop executable; main.c only dispatches to these. */
+#ifndef ML_CLI_H
+#define ML_CLI_H
+
+int cmd_run(int argc, char **argv);
+
+#endif

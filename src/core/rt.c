@@ -1,0 +1,176 @@
+/* The runtime: loop set-up, the main Lua state with moonloop's modules, Ctrl-C, and an
+ * orderly shutdown (Lua objects first, then libcurl, then the loop's handles). */
+#include "core/rt.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "core/paths.h"
+#include "core/sched.h"
+#include "http/engine.h"
+#include "llm/llm.h"
+#include "lua/json.h"
+#include "lua/log.h"
+
+/* The signal handler can only reach the runtime through a global. */
+static struct ml_rt *signal_rt;
+
+struct ml_rt *rt_from_lua(lua_State *L) {
+  return *(struct ml_rt **)lua_getextraspace(L);
+}
+
+void rt_log(struct ml_rt *rt, enum ml_log_level level, const char *fmt, ...) {
+  if (rt && level < rt->log_level)
+    return;
+  static const char *const names[] = {"debug: ", "", "warning: ", "error: ", ""};
+  char buf[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "moonloop: %s%s\n", names[level], buf);
+  fflush(stderr);
+}
+
+static void on_ready_check(uv_check_t *h) {
+  sched_drain(h->data);
+}
+
+static void on_sigint_async(uv_async_t *h) {
+  struct ml_rt *rt = h->data;
+  if (rt->exit_code != ML_EXIT_INTERRUPTED) {
+    rt->exit_code = ML_EXIT_INTERRUPTED;
+    rt_log(rt, ML_LOG_WARN, "interrupted: cancelling %u task(s); press Ctrl-C again to quit at once",
+           rt->live_tasks);
+    sched_cancel_all(rt);
+  }
+}
+
+static void on_signal(int sig) {
+  (void)sig;
+  if (signal_rt == NULL)
+    _exit(ML_EXIT_INTERRUPTED);
+  if (signal_rt->interrupted)
+    _exit(ML_EXIT_INTERRUPTED); /* second Ctrl-C: the user means it */
+  signal_rt->interrupted = 1;
+  uv_async_send(&signal_rt->sigint_async);
+}
+
+/* package.path: the runtime's own library first, then the usual places. */
+static void set_package_path(lua_State *L) {
+  const char *dir = ml_lua_dir();
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 2);
+}
+
+int rt_init(struct ml_rt *rt, char *err, size_t errlen) {
+  memset(rt, 0, sizeof *rt);
+  rt->log_level = ML_LOG_INFO;
+  rt->trusted = 1;
+  rt->started_ns = uv_hrtime();
+  if (uv_loop_init(&rt->loop) != 0) {
+    snprintf(err, errlen, "cannot create the event loop");
+    return -1;
+  }
+  uv_check_init(&rt->loop, &rt->ready_check);
+  rt->ready_check.data = rt;
+  uv_check_start(&rt->ready_check, on_ready_check);
+  uv_unref((uv_handle_t *)&rt->ready_check);
+  uv_idle_init(&rt->loop, &rt->ready_idle);
+  rt->ready_idle.data = rt;
+  uv_async_init(&rt->loop, &rt->sigint_async, on_sigint_async);
+  rt->sigint_async.data = rt;
+  uv_unref((uv_handle_t *)&rt->sigint_async);
+
+  signal(SIGPIPE, SIG_IGN); /* a peer closing mid-write must not kill the process */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    snprintf(err, errlen, "curl_global_init failed");
+    return -1;
+  }
+  if (http_engine_new(&rt->http, &rt->loop, err, errlen) != 0)
+    return -1;
+
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    snprintf(err, errlen, "cannot create a Lua state (out of memory)");
+    return -1;
+  }
+  rt->L = L;
+  *(struct ml_rt **)lua_getextraspace(L) = rt; /* inherited by every coroutine */
+  luaL_openlibs(L);
+  set_package_path(L);
+  sched_open(L, rt);
+  ml_json_open(L);
+  lua_setglobal(L, "json");
+  log_open(L, rt);
+  return 0;
+}
+
+/* Load the Lua half of a module (lua/moonloop/NAME.lua), which extends the C globals. */
+int rt_require(struct ml_rt *rt, const char *module, char *err, size_t errlen) {
+  lua_State *L = rt->L;
+  lua_getglobal(L, "require");
+  lua_pushstring(L, module);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+void rt_run(struct ml_rt *rt) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  signal_rt = rt;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sched_drain(rt); /* start the tasks spawned before the loop ran */
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+  signal_rt = NULL;
+}
+
+static void close_any(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+void rt_close(struct ml_rt *rt) {
+  /* Undo the waits of tasks that never finished, so no timer or transfer outlives the
+   * Lua objects it points into. */
+  for (struct ml_task *t = rt->all_tasks; t; t = t->next_live) {
+    if (t->state == TASK_WAITING && t->wait_cleanup) {
+      sched_cleanup_fn cleanup = t->wait_cleanup;
+      t->wait_cleanup = NULL;
+      cleanup(t, t->wait_data);
+    }
+  }
+  if (rt->L) {
+    lua_close(rt->L); /* frees requests: their transfers go back to the engine */
+    rt->L = NULL;
+  }
+  llm_close(rt);
+  if (rt->http)
+    http_engine_free(rt->http);
+  uv_walk(&rt->loop, close_any, NULL);
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+  if (rt->http) {
+    http_engine_release(rt->http);
+    rt->http = NULL;
+  }
+  uv_loop_close(&rt->loop);
+  curl_global_cleanup();
+}

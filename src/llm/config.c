@@ -1,0 +1,498 @@
+/* Loading moonloop.lua into C structs, validating every key so a typo is reported with
+ * the file and the key's path instead of being silently ignored. The file runs in its
+ * own throwaway Lua state: it is the user's own file, but nothing of it survives except
+ * plain strings and numbers. */
+#include "llm/config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#define DEFAULT_OPENAI_URL "https://api.openai.com/v1"
+#define DEFAULT_OPENAI_MODEL "gpt-4o-mini"
+
+static const char *const role_names[] = {"default", "strong", "weak",    "judge",
+                                         "challenger", "checker", "analyst", NULL};
+
+const char *llm_kind_name(enum llm_kind kind) {
+  switch (kind) {
+  case LLM_KIND_OPENAI: return "openai";
+  case LLM_KIND_ANTHROPIC: return "anthropic";
+  case LLM_KIND_SIM: return "sim";
+  }
+  return "?";
+}
+
+static char *xstrdup(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static void provider_defaults(struct llm_provider *p) {
+  p->connect_timeout_ms = 10000;
+  p->timeout_ms = 600000;
+  p->idle_timeout_ms = 120000;
+  p->stream_usage = 1;
+}
+
+static struct llm_provider *add_provider(struct llm_config *cfg, const char *name) {
+  struct llm_provider *p = realloc(cfg->providers, (size_t)(cfg->nproviders + 1) * sizeof *p);
+  if (p == NULL)
+    return NULL;
+  cfg->providers = p;
+  p = &cfg->providers[cfg->nproviders++];
+  memset(p, 0, sizeof *p);
+  provider_defaults(p);
+  p->name = xstrdup(name);
+  return p;
+}
+
+void llm_config_offline(struct llm_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  struct llm_provider *p = add_provider(cfg, "sim");
+  if (p) {
+    p->kind = LLM_KIND_SIM;
+    p->default_model = xstrdup("sim-default");
+  }
+  cfg->default_provider = 0;
+  cfg->offline = 1;
+  snprintf(cfg->source, sizeof cfg->source, "the offline simulator");
+}
+
+static void zero_config(struct llm_config *cfg) {
+  const char *key = getenv("OPENAI_API_KEY");
+  const char *url = getenv("OPENAI_BASE_URL");
+  if ((key == NULL || !*key) && (url == NULL || !*url)) {
+    llm_config_offline(cfg);
+    snprintf(cfg->source, sizeof cfg->source,
+             "the offline simulator (no moonloop.lua, OPENAI_API_KEY and OPENAI_BASE_URL unset)");
+    return;
+  }
+  memset(cfg, 0, sizeof *cfg);
+  struct llm_provider *p = add_provider(cfg, "openai");
+  if (p == NULL)
+    return;
+  p->kind = LLM_KIND_OPENAI;
+  p->base_url = xstrdup(url && *url ? url : DEFAULT_OPENAI_URL);
+  size_t n = strlen(p->base_url);
+  while (n > 0 && p->base_url[n - 1] == '/')
+    p->base_url[--n] = '\0';
+  p->api_key_env = key && *key ? xstrdup("OPENAI_API_KEY") : NULL;
+  const char *model = getenv("MOONLOOP_MODEL");
+  p->default_model = xstrdup(model && *model ? model : DEFAULT_OPENAI_MODEL);
+  cfg->default_provider = 0;
+  snprintf(cfg->source, sizeof cfg->source, "environment (OPENAI_%s)",
+           key && *key ? "API_KEY" : "BASE_URL");
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Reading the table */
+
+struct reader {
+  lua_State *L;
+  const char *file;
+  char *err;
+  size_t errlen;
+};
+
+static int fail(struct reader *r, const char *path, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  set_err(r->err, r->errlen, "%s: %s: %s", r->file, path, msg);
+  return -1;
+}
+
+/* Reject keys not in `allowed` (a NULL-terminated list) in the table at the top. */
+static int check_keys(struct reader *r, const char *path, const char *const *allowed) {
+  lua_State *L = r->L;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      return fail(r, path, "keys must be strings");
+    }
+    const char *k = lua_tostring(L, -1);
+    int ok = 0;
+    for (int i = 0; allowed[i]; i++)
+      ok |= strcmp(allowed[i], k) == 0;
+    if (!ok) {
+      char list[256] = "";
+      for (int i = 0; allowed[i]; i++) {
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, allowed[i], sizeof list - strlen(list) - 1);
+      }
+      int rc = fail(r, path, "unknown key '%s' (known keys: %s)", k, list);
+      lua_pop(L, 1);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+/* Field getters on the table at the top. Return 0 absent, 1 present, -1 wrong type. */
+static int get_string(struct reader *r, const char *path, const char *key, char **out) {
+  lua_getfield(r->L, -1, key);
+  int t = lua_type(r->L, -1);
+  if (t == LUA_TNIL) {
+    lua_pop(r->L, 1);
+    return 0;
+  }
+  if (t != LUA_TSTRING) {
+    lua_pop(r->L, 1);
+    return fail(r, path, "'%s' must be a string", key);
+  }
+  free(*out);
+  *out = xstrdup(lua_tostring(r->L, -1));
+  lua_pop(r->L, 1);
+  return 1;
+}
+
+static int get_number(struct reader *r, const char *path, const char *key, double *out) {
+  lua_getfield(r->L, -1, key);
+  int t = lua_type(r->L, -1);
+  if (t == LUA_TNIL) {
+    lua_pop(r->L, 1);
+    return 0;
+  }
+  if (t != LUA_TNUMBER || lua_tonumber(r->L, -1) < 0) {
+    lua_pop(r->L, 1);
+    return fail(r, path, "'%s' must be a non-negative number", key);
+  }
+  *out = lua_tonumber(r->L, -1);
+  lua_pop(r->L, 1);
+  return 1;
+}
+
+static int get_ms(struct reader *r, const char *path, const char *key, long *out) {
+  double v = 0;
+  int rc = get_number(r, path, key, &v);
+  if (rc == 1)
+    *out = (long)v;
+  return rc < 0 ? -1 : 0;
+}
+
+static int read_provider(struct reader *r, struct llm_config *cfg, const char *name) {
+  static const char *const keys[] = {"kind", "base_url", "api_key_env", "model",
+                                     "connect_timeout_ms", "timeout_ms", "idle_timeout_ms",
+                                     "stream_usage", "max_inflight", "rpm", "tpm", NULL};
+  char path[160];
+  snprintf(path, sizeof path, "providers.%s", name);
+  if (!lua_istable(r->L, -1))
+    return fail(r, path, "must be a table like { kind = \"openai\", base_url = ... }");
+  if (check_keys(r, path, keys) < 0)
+    return -1;
+  struct llm_provider *p = add_provider(cfg, name);
+  if (p == NULL)
+    return fail(r, path, "out of memory");
+  char *kind = NULL;
+  if (get_string(r, path, "kind", &kind) <= 0) {
+    free(kind);
+    return kind ? -1 : fail(r, path, "'kind' is required: \"openai\", \"anthropic\" or \"sim\"");
+  }
+  if (strcmp(kind, "openai") == 0)
+    p->kind = LLM_KIND_OPENAI;
+  else if (strcmp(kind, "anthropic") == 0)
+    p->kind = LLM_KIND_ANTHROPIC;
+  else if (strcmp(kind, "sim") == 0)
+    p->kind = LLM_KIND_SIM;
+  else {
+    int rc = fail(r, path, "kind \"%s\" is not one of \"openai\", \"anthropic\", \"sim\"", kind);
+    free(kind);
+    return rc;
+  }
+  free(kind);
+  if (get_string(r, path, "base_url", &p->base_url) < 0 ||
+      get_string(r, path, "api_key_env", &p->api_key_env) < 0 ||
+      get_string(r, path, "model", &p->default_model) < 0 ||
+      get_ms(r, path, "connect_timeout_ms", &p->connect_timeout_ms) < 0 ||
+      get_ms(r, path, "timeout_ms", &p->timeout_ms) < 0 ||
+      get_ms(r, path, "idle_timeout_ms", &p->idle_timeout_ms) < 0)
+    return -1;
+  lua_getfield(r->L, -1, "stream_usage");
+  if (!lua_isnil(r->L, -1))
+    p->stream_usage = lua_toboolean(r->L, -1);
+  lua_pop(r->L, 1);
+  if (p->kind == LLM_KIND_OPENAI && p->base_url == NULL)
+    p->base_url = xstrdup(DEFAULT_OPENAI_URL);
+  if (p->kind == LLM_KIND_ANTHROPIC && p->base_url == NULL)
+    p->base_url = xstrdup("https://api.anthropic.com/v1");
+  if (p->base_url) {
+    if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0)
+      return fail(r, path, "base_url \"%s\" must start with http:// or https://", p->base_url);
+    size_t n = strlen(p->base_url);
+    while (n > 0 && p->base_url[n - 1] == '/')
+      p->base_url[--n] = '\0';
+  }
+  if (p->default_model == NULL)
+    p->default_model = xstrdup(p->kind == LLM_KIND_SIM ? "sim-default" : DEFAULT_OPENAI_MODEL);
+  return 0;
+}
+
+static int find_provider(const struct llm_config *cfg, const char *name, size_t len) {
+  for (int i = 0; i < cfg->nproviders; i++)
+    if (strlen(cfg->providers[i].name) == len && strncmp(cfg->providers[i].name, name, len) == 0)
+      return i;
+  return -1;
+}
+
+static int read_model(struct reader *r, struct llm_config *cfg, const char *alias) {
+  static const char *const keys[] = {"provider", "model", "price", NULL};
+  char path[160];
+  snprintf(path, sizeof path, "models.%s", alias);
+  struct llm_model *m = realloc(cfg->models, (size_t)(cfg->nmodels + 1) * sizeof *m);
+  if (m == NULL)
+    return fail(r, path, "out of memory");
+  cfg->models = m;
+  m = &cfg->models[cfg->nmodels++];
+  memset(m, 0, sizeof *m);
+  m->alias = xstrdup(alias);
+  m->provider = -1;
+  lua_State *L = r->L;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *s = lua_tostring(L, -1);
+    const char *slash = strchr(s, '/');
+    if (slash == NULL || slash == s || slash[1] == '\0')
+      return fail(r, path, "\"%s\" should be \"provider/model\" or a table", s);
+    m->provider = find_provider(cfg, s, (size_t)(slash - s));
+    if (m->provider < 0)
+      return fail(r, path, "provider \"%.*s\" is not defined under providers", (int)(slash - s), s);
+    m->model = xstrdup(slash + 1);
+    return 0;
+  }
+  if (!lua_istable(L, -1))
+    return fail(r, path, "must be \"provider/model\" or { provider = ..., model = ... }");
+  if (check_keys(r, path, keys) < 0)
+    return -1;
+  char *prov = NULL;
+  if (get_string(r, path, "provider", &prov) <= 0) {
+    free(prov);
+    return fail(r, path, "'provider' is required");
+  }
+  m->provider = find_provider(cfg, prov, strlen(prov));
+  if (m->provider < 0) {
+    int rc = fail(r, path, "provider \"%s\" is not defined under providers", prov);
+    free(prov);
+    return rc;
+  }
+  free(prov);
+  if (get_string(r, path, "model", &m->model) < 0)
+    return -1;
+  if (m->model == NULL)
+    m->model = xstrdup(cfg->providers[m->provider].default_model);
+  lua_getfield(L, -1, "price");
+  if (!lua_isnil(L, -1)) {
+    static const char *const pkeys[] = {"input", "output", NULL};
+    char ppath[192];
+    snprintf(ppath, sizeof ppath, "%s.price", path);
+    if (!lua_istable(L, -1) || check_keys(r, ppath, pkeys) < 0 ||
+        get_number(r, ppath, "input", &m->price_in) <= 0 ||
+        get_number(r, ppath, "output", &m->price_out) <= 0) {
+      lua_pop(L, 1);
+      if (!r->err[0])
+        fail(r, ppath, "must be { input = USD per million tokens, output = USD per million }");
+      return -1;
+    }
+    m->has_price = 1;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+static int read_config(struct reader *r, struct llm_config *cfg) {
+  static const char *const keys[] = {"providers", "models", "default_provider", "cache", "budget",
+                                     NULL};
+  lua_State *L = r->L;
+  if (!lua_istable(L, -1))
+    return fail(r, "(file)", "must return a table (got %s)", luaL_typename(L, -1));
+  if (check_keys(r, "(top level)", keys) < 0)
+    return -1;
+
+  lua_getfield(L, -1, "providers");
+  if (!lua_istable(L, -1))
+    return fail(r, "providers", "is required: a table of named providers");
+  /* Sorted by name so the order (and the default) never depends on hash order. */
+  lua_newtable(L);
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return fail(r, "providers", "keys must be provider names (strings)");
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, ++n);
+  }
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    char name[128];
+    snprintf(name, sizeof name, "%s", lua_tostring(L, -1));
+    lua_gettable(L, -3);
+    if (read_provider(r, cfg, name) < 0)
+      return -1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  if (cfg->nproviders == 0)
+    return fail(r, "providers", "is empty: define at least one provider");
+
+  cfg->default_provider = cfg->nproviders == 1 ? 0 : -1;
+  char *def = NULL;
+  if (get_string(r, "default_provider", "default_provider", &def) < 0)
+    return -1;
+  if (def) {
+    cfg->default_provider = find_provider(cfg, def, strlen(def));
+    if (cfg->default_provider < 0) {
+      int rc = fail(r, "default_provider", "\"%s\" is not defined under providers", def);
+      free(def);
+      return rc;
+    }
+    free(def);
+  }
+
+  lua_getfield(L, -1, "models");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_istable(L, -1))
+      return fail(r, "models", "must be a table of role aliases");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) != LUA_TSTRING)
+        return fail(r, "models", "keys must be alias names (strings)");
+      char alias[128];
+      snprintf(alias, sizeof alias, "%s", lua_tostring(L, -2));
+      if (read_model(r, cfg, alias) < 0)
+        return -1;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+static int file_exists(const char *path) {
+  return access(path, R_OK) == 0;
+}
+
+int llm_config_load(struct llm_config *cfg, const char *path, char *err, size_t errlen) {
+  char found[512];
+  memset(cfg, 0, sizeof *cfg);
+  err[0] = '\0';
+  if (path == NULL) {
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    if (file_exists("moonloop.lua"))
+      path = "moonloop.lua";
+    else if (xdg && *xdg && snprintf(found, sizeof found, "%s/moonloop/config.lua", xdg) > 0 &&
+             file_exists(found))
+      path = found;
+    else if (home && *home &&
+             snprintf(found, sizeof found, "%s/.config/moonloop/config.lua", home) > 0 &&
+             file_exists(found))
+      path = found;
+  }
+  if (path == NULL) {
+    zero_config(cfg);
+    return cfg->nproviders > 0 ? 0 : (set_err(err, errlen, "out of memory"), -1);
+  }
+
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    set_err(err, errlen, "out of memory");
+    return -1;
+  }
+  luaL_openlibs(L);
+  struct reader r = {L, path, err, errlen};
+  int rc = -1;
+  if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+    /* The message already names the file and line ("moonloop.lua:3: ..."). */
+    const char *m = lua_tostring(L, -1);
+    set_err(err, errlen, "%s", m ? m : "cannot load config");
+    goto done;
+  }
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    const char *m = lua_tostring(L, -1);
+    set_err(err, errlen, "%s", m ? m : "error while running config");
+    goto done;
+  }
+  rc = read_config(&r, cfg);
+  snprintf(cfg->source, sizeof cfg->source, "%s", path);
+done:
+  lua_close(L);
+  if (rc < 0)
+    llm_config_free(cfg);
+  return rc;
+}
+
+void llm_config_free(struct llm_config *cfg) {
+  for (int i = 0; i < cfg->nproviders; i++) {
+    free(cfg->providers[i].name);
+    free(cfg->providers[i].base_url);
+    free(cfg->providers[i].api_key_env);
+    free(cfg->providers[i].default_model);
+  }
+  for (int i = 0; i < cfg->nmodels; i++) {
+    free(cfg->models[i].alias);
+    free(cfg->models[i].model);
+  }
+  free(cfg->providers);
+  free(cfg->models);
+  cfg->providers = NULL;
+  cfg->models = NULL;
+  cfg->nproviders = cfg->nmodels = 0;
+}
+
+int llm_config_resolve(const struct llm_config *cfg, const char *name,
+                       const struct llm_provider **prov, const char **model,
+                       const struct llm_model **alias, char *err, size_t errlen) {
+  *alias = NULL;
+  if (name == NULL)
+    name = "default";
+  for (int i = 0; i < cfg->nmodels; i++) {
+    if (strcmp(cfg->models[i].alias, name) == 0) {
+      *alias = &cfg->models[i];
+      *prov = &cfg->providers[cfg->models[i].provider];
+      *model = cfg->models[i].model;
+      return 0;
+    }
+  }
+  const char *slash = strchr(name, '/');
+  if (slash) {
+    int p = find_provider(cfg, name, (size_t)(slash - name));
+    if (p >= 0) {
+      *prov = &cfg->providers[p];
+      *model = slash + 1;
+      return 0;
+    }
+  }
+  if (cfg->default_provider < 0) {
+    set_err(err, errlen,
+            "model \"%s\" is not an alias under models in %s, and with several providers "
+            "there is no default: write \"provider/model\", add it to models, or set "
+            "default_provider", name, cfg->source);
+    return -1;
+  }
+  *prov = &cfg->providers[cfg->default_provider];
+  *model = name;
+  for (int i = 0; role_names[i]; i++)
+    if (strcmp(role_names[i], name) == 0)
+      *model = (*prov)->default_model;
+  return 0;
+}

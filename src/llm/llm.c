@@ -1,0 +1,676 @@
+/* llm.chat: from a Lua table to an HTTP request and back to a result table or a
+ * structured error. The request body is built in C; the API key is read from the
+ * environment here and attached as a header, so Lua never holds it. The calling task
+ * waits with sched_wait; libcurl callbacks only fill the llm_response and wake it. */
+#include "llm/llm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+
+#include "core/rt.h"
+#include "core/sched.h"
+#include "http/engine.h"
+#include "llm/openai.h"
+#include "lua/json.h"
+
+#define REQ_MT "moonloop.llm_request"
+#define SPEC 1 /* stack index of the argument table */
+#define REQ 2  /* stack index of the request userdata */
+
+enum err_kind { EK_HTTP, EK_TIMEOUT, EK_RATE_LIMITED, EK_CANCELLED, EK_PARSE, EK_BUDGET,
+                EK_TRANSPORT };
+static const char *const kind_names[] = {"http",  "timeout", "rate_limited", "cancelled",
+                                         "parse", "budget",  "transport"};
+
+struct llm_req {
+  struct ml_rt *rt;
+  struct ml_task *task;
+  struct http_xfer *x;
+  const struct llm_provider *prov;
+  const struct llm_model *alias;
+  char model[160];
+  uint64_t id;
+  int n;
+  int stream;
+  int has_stream_fn;
+  int want_json;
+  int done;
+  uint64_t t0_ns, t1_ns;
+  struct llm_response res;
+};
+
+static const char *const spec_keys[] = {
+    "model", "messages", "prompt", "system", "temperature", "max_tokens", "stop", "json",
+    "schema", "n", "stream", "timeout_ms", "cache", "tags", "extra", "seed", "top_p", NULL};
+
+/* ---------------------------------------------------------------------------------- */
+/* Request userdata */
+
+static int req_gc(lua_State *L) {
+  struct llm_req *r = luaL_checkudata(L, 1, REQ_MT);
+  if (r->x) {
+    http_xfer_free(r->x);
+    r->x = NULL;
+  }
+  llm_response_free(&r->res);
+  return 0;
+}
+
+static void on_xfer_done(struct http_xfer *x) {
+  struct llm_req *r = x->ud;
+  r->done = 1;
+  r->t1_ns = uv_hrtime();
+  sched_wake(r->task);
+}
+
+static int on_xfer_event(struct http_xfer *x, const struct sse_event *ev) {
+  struct llm_req *r = x->ud;
+  int rc = openai_stream_event(&r->res, ev);
+  if (rc < 0)
+    return 1; /* abort: the error is in r->res.error */
+  if (rc > 0)
+    sched_wake(r->task); /* a delta for the stream callback */
+  return 0;
+}
+
+static void req_cleanup(struct ml_task *t, void *data) {
+  struct llm_req *r = data;
+  (void)t;
+  if (r->x)
+    http_xfer_cancel(r->x);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Errors */
+
+/* Replace every occurrence of the provider's key in s (a server may echo it back). */
+static void redact_key(const struct llm_provider *p, char *s) {
+  const char *key = p && p->api_key_env ? getenv(p->api_key_env) : NULL;
+  if (key == NULL || strlen(key) < 4)
+    return;
+  size_t klen = strlen(key);
+  char *hit;
+  while ((hit = strstr(s, key)) != NULL) {
+    static const char mask[] = "[redacted]";
+    size_t m = sizeof mask - 1 < klen ? sizeof mask - 1 : klen;
+    memcpy(hit, mask, m);
+    memmove(hit + m, hit + klen, strlen(hit + klen) + 1);
+  }
+}
+
+/* Raise {kind=, message=, status=, retryable=, provider=, model=, request=, ...}. */
+static int raise_error(lua_State *L, struct llm_req *r, enum err_kind kind, long status,
+                       int retryable, const char *detail) {
+  char msg[1024];
+  char what[64] = "";
+  if (status > 0)
+    snprintf(what, sizeof what, " (HTTP %ld)", status);
+  snprintf(msg, sizeof msg, "llm.chat %s/%s [request #%llu]: %s%s: %s%s",
+           r->prov ? r->prov->name : "?", r->model, (unsigned long long)r->id,
+           kind == EK_RATE_LIMITED ? "rate limited" : kind_names[kind], what, detail,
+           retryable ? " (retryable)" : "");
+  redact_key(r->prov, msg);
+  sched_push_error(L, kind_names[kind], msg);
+  if (status > 0) {
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+  }
+  lua_pushboolean(L, retryable);
+  lua_setfield(L, -2, "retryable");
+  lua_pushstring(L, r->prov ? r->prov->name : "?");
+  lua_setfield(L, -2, "provider");
+  lua_pushstring(L, r->model);
+  lua_setfield(L, -2, "model");
+  lua_pushinteger(L, (lua_Integer)r->id);
+  lua_setfield(L, -2, "request");
+  lua_pushinteger(L, 1);
+  lua_setfield(L, -2, "attempts");
+  if (r->x && r->x->retry_after[0]) {
+    lua_pushstring(L, r->x->retry_after);
+    lua_setfield(L, -2, "retry_after");
+  }
+  struct llm_stats *st = &r->rt->llm->stats;
+  st->errors++;
+  st->errors_by_kind[kind]++;
+  return lua_error(L);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Building the request */
+
+static int add_number(lua_State *L, cJSON *body, const char *key, int integer) {
+  lua_getfield(L, SPEC, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (!lua_isnumber(L, -1))
+    return luaL_error(L, "llm.chat: '%s' must be a number, got %s", key, luaL_typename(L, -1));
+  if (integer)
+    cJSON_AddNumberToObject(body, key, (double)lua_tointeger(L, -1));
+  else
+    cJSON_AddNumberToObject(body, key, lua_tonumber(L, -1));
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Convert spec[key] to JSON and attach it as body[as]; raise on unconvertible values. */
+static cJSON *lua_field_json(lua_State *L, cJSON *body, const char *key) {
+  char err[256];
+  cJSON *v = ml_json_from_lua(L, -1, err, sizeof err);
+  if (v == NULL) {
+    cJSON_Delete(body);
+    luaL_error(L, "llm.chat: '%s' cannot be sent as JSON: %s", key, err);
+  }
+  return v;
+}
+
+static cJSON *build_body(lua_State *L, struct llm_req *r) {
+  cJSON *body = cJSON_CreateObject();
+  if (body == NULL)
+    luaL_error(L, "out of memory");
+  cJSON_AddStringToObject(body, "model", r->model);
+
+  cJSON *messages;
+  lua_getfield(L, SPEC, "messages");
+  if (lua_istable(L, -1)) {
+    messages = lua_field_json(L, body, "messages");
+    if (!cJSON_IsArray(messages)) {
+      cJSON_Delete(messages);
+      cJSON_Delete(body);
+      luaL_error(L, "llm.chat: 'messages' must be a list of {role=, content=} tables");
+    }
+  } else if (!lua_isnil(L, -1)) {
+    cJSON_Delete(body);
+    luaL_error(L, "llm.chat: 'messages' must be a list, got %s", luaL_typename(L, -1));
+    return NULL;
+  } else {
+    lua_getfield(L, SPEC, "prompt");
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      cJSON_Delete(body);
+      luaL_error(L, "llm.chat needs messages = {...} or prompt = \"...\"");
+    }
+    messages = cJSON_CreateArray();
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", lua_tostring(L, -1));
+    cJSON_AddItemToArray(messages, m);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, SPEC, "system");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "system");
+    cJSON_AddStringToObject(m, "content", lua_tostring(L, -1));
+    cJSON_InsertItemInArray(messages, 0, m);
+  } else if (!lua_isnil(L, -1)) {
+    cJSON_Delete(messages);
+    cJSON_Delete(body);
+    luaL_error(L, "llm.chat: 'system' must be a string");
+  }
+  lua_pop(L, 1);
+  cJSON_AddItemToObject(body, "messages", messages);
+
+  add_number(L, body, "temperature", 0);
+  add_number(L, body, "top_p", 0);
+  add_number(L, body, "max_tokens", 1);
+  add_number(L, body, "seed", 1);
+  if (r->n > 1)
+    cJSON_AddNumberToObject(body, "n", r->n);
+
+  lua_getfield(L, SPEC, "stop");
+  if (lua_type(L, -1) == LUA_TSTRING || lua_istable(L, -1))
+    cJSON_AddItemToObject(body, "stop", lua_field_json(L, body, "stop"));
+  lua_pop(L, 1);
+
+  lua_getfield(L, SPEC, "schema");
+  if (lua_istable(L, -1)) {
+    cJSON *schema = lua_field_json(L, body, "schema");
+    cJSON *rf = cJSON_AddObjectToObject(body, "response_format");
+    cJSON_AddStringToObject(rf, "type", "json_schema");
+    cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
+    cJSON_AddStringToObject(js, "name", "output");
+    cJSON_AddItemToObject(js, "schema", schema);
+    r->want_json = 1;
+  } else if (r->want_json) {
+    cJSON *rf = cJSON_AddObjectToObject(body, "response_format");
+    cJSON_AddStringToObject(rf, "type", "json_object");
+  }
+  lua_pop(L, 1);
+
+  if (r->stream) {
+    cJSON_AddBoolToObject(body, "stream", 1);
+    if (r->prov->stream_usage) {
+      cJSON *so = cJSON_AddObjectToObject(body, "stream_options");
+      cJSON_AddBoolToObject(so, "include_usage", 1);
+    }
+  }
+
+  /* extra = { ... }: provider-specific fields passed through as they are. */
+  lua_getfield(L, SPEC, "extra");
+  if (lua_istable(L, -1)) {
+    cJSON *extra = lua_field_json(L, body, "extra");
+    cJSON *item = extra ? extra->child : NULL;
+    while (item) {
+      cJSON *next = item->next;
+      cJSON_DetachItemViaPointer(extra, item);
+      cJSON_DeleteItemFromObjectCaseSensitive(body, item->string);
+      cJSON_AddItemToObject(body, item->string, item);
+      item = next;
+    }
+    cJSON_Delete(extra);
+  }
+  lua_pop(L, 1);
+  return body;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Results */
+
+static void push_choice(lua_State *L, struct llm_req *r, int i) {
+  struct llm_choice *c = &r->res.choices[i];
+  lua_createtable(L, 0, 10);
+  lua_pushlstring(L, c->text.data ? c->text.data : "", c->text.len);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "text");
+  lua_createtable(L, 0, 2);
+  lua_pushliteral(L, "assistant");
+  lua_setfield(L, -2, "role");
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "content");
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, c->finish_reason[0] ? c->finish_reason : "unknown");
+  lua_setfield(L, -2, "finish_reason");
+  lua_pushinteger(L, i + 1);
+  lua_setfield(L, -2, "index");
+}
+
+/* Usage, cost, latency, model: on the single result, or on the list for n > 1. */
+static void push_request_fields(lua_State *L, struct llm_req *r) {
+  struct llm_stats *st = &r->rt->llm->stats;
+  lua_createtable(L, 0, 2);
+  if (r->res.has_usage) {
+    lua_pushinteger(L, r->res.input_tokens);
+    lua_setfield(L, -2, "input");
+    lua_pushinteger(L, r->res.output_tokens);
+    lua_setfield(L, -2, "output");
+  }
+  lua_setfield(L, -2, "usage");
+  st->input_tokens += (uint64_t)r->res.input_tokens;
+  st->output_tokens += (uint64_t)r->res.output_tokens;
+  if (r->alias && r->alias->has_price && r->res.has_usage) {
+    double cost = (double)r->res.input_tokens * r->alias->price_in / 1e6 +
+                  (double)r->res.output_tokens * r->alias->price_out / 1e6;
+    lua_pushnumber(L, cost);
+    lua_setfield(L, -2, "cost_usd");
+    st->cost_usd += cost;
+  } else {
+    st->unpriced_requests++; /* cost_usd stays nil: unknown, not zero */
+  }
+  lua_pushnumber(L, (double)(r->t1_ns - r->t0_ns) / 1e6);
+  lua_setfield(L, -2, "latency_ms");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "cached");
+  lua_pushstring(L, r->res.model[0] ? r->res.model : r->model);
+  lua_setfield(L, -2, "model");
+  lua_pushstring(L, r->prov->name);
+  lua_setfield(L, -2, "provider");
+  lua_pushinteger(L, (lua_Integer)r->id);
+  lua_setfield(L, -2, "request");
+}
+
+/* For json = true: decode the text (strictly, then by extraction) into result.json. */
+static void attach_json(lua_State *L, struct llm_req *r, int i) {
+  struct llm_choice *c = &r->res.choices[i];
+  const char *text = c->text.data ? c->text.data : "";
+  char err[256];
+  size_t s, e;
+  cJSON *v = cJSON_ParseWithLength(text, c->text.len);
+  if (v == NULL)
+    v = ml_json_extract(text, c->text.len, &s, &e, err, sizeof err);
+  if (v == NULL) {
+    char detail[400];
+    snprintf(detail, sizeof detail, "json = true but the answer holds no JSON: %s", err);
+    lua_pushlstring(L, text, c->text.len); /* keep the text for the error object */
+    lua_pop(L, 1);
+    raise_error(L, r, EK_PARSE, 0, 1, detail);
+  }
+  int rc = ml_json_push(L, v, err, sizeof err);
+  cJSON_Delete(v);
+  if (rc != 0)
+    raise_error(L, r, EK_PARSE, 0, 1, err);
+  lua_setfield(L, -2, "json");
+}
+
+static int push_results(lua_State *L, struct llm_req *r) {
+  struct llm_stats *st = &r->rt->llm->stats;
+  if (r->res.nchoices == 0)
+    return raise_error(L, r, EK_PARSE, 0, 1, "the response holds no choices");
+  st->ok++;
+  if (r->n <= 1) {
+    push_choice(L, r, 0);
+    push_request_fields(L, r);
+    if (r->want_json)
+      attach_json(L, r, 0);
+    return 1;
+  }
+  lua_createtable(L, r->res.nchoices, 8);
+  push_request_fields(L, r);
+  for (int i = 0; i < r->res.nchoices; i++) {
+    push_choice(L, r, i);
+    if (r->want_json)
+      attach_json(L, r, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int finish_http(lua_State *L, struct llm_req *r) {
+  struct http_xfer *x = r->x;
+  if (x->err == HTTP_ECANCELLED)
+    return raise_error(L, r, EK_CANCELLED, 0, 0, "cancelled");
+  if (x->err == HTTP_EABORTED) /* the stream sent an error or a malformed event */
+    return raise_error(L, r, r->res.error_type[0] ? EK_HTTP : EK_PARSE, x->status, 1,
+                       r->res.error[0] ? r->res.error : http_xfer_strerror(x));
+  if (x->err == HTTP_ETIMEOUT || x->err == HTTP_EIDLE || x->err == HTTP_ECONNECT_TIMEOUT)
+    return raise_error(L, r, EK_TIMEOUT, 0, 1, http_xfer_strerror(x));
+  if (x->err != HTTP_OK)
+    return raise_error(L, r, EK_TRANSPORT, x->status, 1, http_xfer_strerror(x));
+  if (x->status < 200 || x->status >= 300) {
+    char detail[600];
+    openai_error_message(x->resp.data, x->resp.len, detail, sizeof detail);
+    if (x->status == 429) {
+      char more[700];
+      snprintf(more, sizeof more, "%s%s%s%s", detail, x->retry_after[0] ? "; retry after " : "",
+               x->retry_after, x->retry_after[0] ? " s" : "");
+      return raise_error(L, r, EK_RATE_LIMITED, x->status, 1, more);
+    }
+    int retryable = x->status == 408 || x->status == 409 || x->status >= 500;
+    return raise_error(L, r, EK_HTTP, x->status, retryable, detail);
+  }
+  if (r->stream) {
+    if (!x->is_sse) {
+      /* Asked for a stream, got a plain body (some servers ignore stream=true). */
+      if (openai_parse_body(&r->res, x->resp.data ? x->resp.data : "", x->resp.len) != 0)
+        return raise_error(L, r, EK_PARSE, x->status, 1, r->res.error);
+    } else if (!r->res.stream_done) {
+      return raise_error(L, r, EK_TRANSPORT, x->status, 1,
+                         "the stream ended before [DONE]: the response was cut short");
+    }
+  } else if (openai_parse_body(&r->res, x->resp.data ? x->resp.data : "", x->resp.len) != 0) {
+    return raise_error(L, r, EK_PARSE, x->status, 1, r->res.error);
+  }
+  return push_results(L, r);
+}
+
+/* The continuation: deliver stream deltas, wait again, or finish. */
+static int chat_k(lua_State *L, int status, lua_KContext ctx) {
+  struct llm_req *r = (struct llm_req *)ctx;
+  (void)status;
+  sched_check_cancel(L, r->task);
+  while (r->res.delta_head < r->res.ndeltas) {
+    struct llm_delta d = r->res.deltas[r->res.delta_head++];
+    lua_getfield(L, SPEC, "stream");
+    lua_pushlstring(L, d.text, d.len);
+    lua_pushinteger(L, d.index + 1);
+    free(d.text);
+    lua_callk(L, 2, 0, ctx, chat_k);
+  }
+  llm_response_compact_deltas(&r->res);
+  if (!r->done)
+    return sched_wait(L, r->task, "llm.chat", req_cleanup, r, ctx, chat_k);
+  return finish_http(L, r);
+}
+
+/* kind = "sim": the simulator's Lua function returns {text=, finish_reason=, usage=} per
+ * choice; it is shaped into the same result tables as an HTTP answer. */
+static int sim_k(lua_State *L, int status, lua_KContext ctx) {
+  struct llm_req *r = (struct llm_req *)ctx;
+  (void)status;
+  r->t1_ns = uv_hrtime();
+  if (!lua_istable(L, -1))
+    return raise_error(L, r, EK_PARSE, 0, 0, "the simulator returned no list of choices");
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    struct llm_choice *c;
+    struct llm_choice *grown = realloc(r->res.choices, (size_t)(i + 1) * sizeof *c);
+    if (grown == NULL)
+      return luaL_error(L, "out of memory");
+    r->res.choices = grown;
+    c = &grown[i];
+    memset(c, 0, sizeof *c);
+    r->res.nchoices = i + 1;
+    lua_getfield(L, -1, "text");
+    size_t len = 0;
+    const char *s = lua_tolstring(L, -1, &len);
+    c->text.data = malloc(len + 1);
+    if (c->text.data == NULL)
+      return luaL_error(L, "out of memory");
+    memcpy(c->text.data, s ? s : "", len);
+    c->text.data[len] = '\0';
+    c->text.len = c->text.cap = len;
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "finish_reason");
+    snprintf(c->finish_reason, sizeof c->finish_reason, "%s",
+             lua_isstring(L, -1) ? lua_tostring(L, -1) : "stop");
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "usage");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "input");
+      lua_getfield(L, -2, "output");
+      r->res.input_tokens += (long)lua_tointeger(L, -2);
+      r->res.output_tokens += (long)lua_tointeger(L, -1);
+      r->res.has_usage = 1;
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  return push_results(L, r);
+}
+
+static int start_sim(lua_State *L, struct llm_req *r, cJSON *body) {
+  struct llm_state *st = r->rt->llm;
+  if (!st->offline_notice_shown) {
+    st->offline_notice_shown = 1;
+    rt_log(r->rt, ML_LOG_INFO, "llm: using %s", st->cfg.source);
+  }
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moonloop.sim.provider");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "chat");
+  lua_remove(L, -2);
+  char err[256];
+  if (ml_json_push(L, body, err, sizeof err) != 0) {
+    cJSON_Delete(body);
+    return luaL_error(L, "llm.chat: %s", err);
+  }
+  cJSON_Delete(body);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, r->n);
+  lua_setfield(L, -2, "n");
+  lua_pushstring(L, r->model);
+  lua_setfield(L, -2, "model");
+  lua_getfield(L, SPEC, "stream");
+  if (lua_isfunction(L, -1))
+    lua_setfield(L, -2, "stream");
+  else
+    lua_pop(L, 1);
+  lua_callk(L, 2, 1, (lua_KContext)r, sim_k);
+  return sim_k(L, LUA_OK, (lua_KContext)r);
+}
+
+static int l_chat(lua_State *L) {
+  struct ml_rt *rt = rt_from_lua(L);
+  struct llm_state *st = rt->llm;
+  luaL_checktype(L, SPEC, LUA_TTABLE);
+  lua_settop(L, SPEC);
+  lua_pushnil(L);
+  while (lua_next(L, SPEC)) {
+    lua_pop(L, 1);
+    int known = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; spec_keys[i]; i++)
+        known |= strcmp(spec_keys[i], lua_tostring(L, -1)) == 0;
+    if (!known) {
+      lua_pop(L, 1);
+      return luaL_error(L, "llm.chat: unknown option '%s' (options: model, messages, prompt, "
+                           "system, temperature, max_tokens, stop, json, schema, n, stream, "
+                           "timeout_ms, seed, top_p, extra, tags, cache)",
+                        luaL_tolstring(L, -1, NULL));
+    }
+  }
+  struct ml_task *me = sched_check_waitable(L, "llm.chat");
+
+  struct llm_req *r = lua_newuserdatauv(L, sizeof *r, 0); /* index REQ */
+  memset(r, 0, sizeof *r);
+  luaL_setmetatable(L, REQ_MT);
+  r->rt = rt;
+  r->task = me;
+  r->id = ++st->next_request_id;
+  r->t0_ns = uv_hrtime();
+
+  lua_getfield(L, SPEC, "model");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+    return luaL_error(L, "llm.chat: 'model' must be a string (a role alias like \"strong\", "
+                         "\"provider/model\" or a model id)");
+  const char *name = lua_tostring(L, -1);
+  const char *model = NULL;
+  char err[512];
+  if (llm_config_resolve(&st->cfg, name, &r->prov, &model, &r->alias, err, sizeof err) != 0)
+    return luaL_error(L, "llm.chat: %s", err);
+  snprintf(r->model, sizeof r->model, "%s", model);
+  lua_pop(L, 1);
+
+  lua_getfield(L, SPEC, "n");
+  r->n = lua_isnil(L, -1) ? 1 : (int)luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  if (r->n < 1 || r->n > 128)
+    return luaL_error(L, "llm.chat: n must be between 1 and 128 (got %d)", r->n);
+  lua_getfield(L, SPEC, "stream");
+  r->stream = lua_toboolean(L, -1);
+  r->has_stream_fn = lua_isfunction(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, SPEC, "json");
+  r->want_json = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  llm_response_init(&r->res, r->n, r->has_stream_fn);
+  st->stats.requests++;
+
+  cJSON *body = build_body(L, r);
+  if (r->prov->kind == LLM_KIND_SIM)
+    return start_sim(L, r, body);
+  if (r->prov->kind != LLM_KIND_OPENAI) {
+    cJSON_Delete(body);
+    return luaL_error(L, "llm.chat: provider '%s' is of kind \"%s\", which this build cannot "
+                         "call yet (supported: openai, sim)",
+                      r->prov->name, llm_kind_name(r->prov->kind));
+  }
+  char *json = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
+  if (json == NULL)
+    return luaL_error(L, "out of memory");
+
+  char url[1024];
+  snprintf(url, sizeof url, "%s/chat/completions", r->prov->base_url);
+  r->x = http_xfer_new(rt->http, url, json, strlen(json));
+  free(json);
+  if (r->x == NULL)
+    return luaL_error(L, "out of memory");
+  r->x->ud = r;
+  r->x->on_done = on_xfer_done;
+  r->x->on_event = on_xfer_event;
+  r->x->connect_ms = r->prov->connect_timeout_ms;
+  r->x->total_ms = r->prov->timeout_ms;
+  r->x->idle_ms = r->prov->idle_timeout_ms;
+  lua_getfield(L, SPEC, "timeout_ms");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer ms = luaL_checkinteger(L, -1);
+    if (ms <= 0)
+      return luaL_error(L, "llm.chat: timeout_ms must be positive");
+    r->x->total_ms = (long)ms;
+  }
+  lua_pop(L, 1);
+  if (r->stream)
+    http_xfer_header(r->x, "Accept: text/event-stream");
+  const char *key = r->prov->api_key_env ? getenv(r->prov->api_key_env) : NULL;
+  if (r->prov->api_key_env && (key == NULL || !*key))
+    return luaL_error(L, "llm.chat: provider '%s' needs an API key in the environment variable "
+                         "%s, which is not set",
+                      r->prov->name, r->prov->api_key_env);
+  if (key) {
+    char auth[1024];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    int rc = http_xfer_header(r->x, auth);
+    memset(auth, 0, sizeof auth);
+    if (rc != 0)
+      return luaL_error(L, "out of memory");
+  }
+  if (http_xfer_start(r->x) != 0)
+    return raise_error(L, r, EK_TRANSPORT, 0, 1, r->x->why);
+  return sched_wait(L, me, "llm.chat", req_cleanup, r, (lua_KContext)r, chat_k);
+}
+
+static int l_stats(lua_State *L) {
+  struct ml_rt *rt = rt_from_lua(L);
+  const struct llm_stats *st = &rt->llm->stats;
+  const struct http_stats *hs = http_engine_stats(rt->http);
+  lua_createtable(L, 0, 12);
+  lua_pushinteger(L, (lua_Integer)st->requests);
+  lua_setfield(L, -2, "requests");
+  lua_pushinteger(L, (lua_Integer)st->ok);
+  lua_setfield(L, -2, "ok");
+  lua_pushinteger(L, (lua_Integer)st->errors);
+  lua_setfield(L, -2, "errors");
+  lua_createtable(L, 0, 7);
+  for (int i = 0; i <= EK_TRANSPORT; i++) {
+    lua_pushinteger(L, (lua_Integer)st->errors_by_kind[i]);
+    lua_setfield(L, -2, kind_names[i]);
+  }
+  lua_setfield(L, -2, "errors_by_kind");
+  lua_pushinteger(L, (lua_Integer)st->input_tokens);
+  lua_setfield(L, -2, "input_tokens");
+  lua_pushinteger(L, (lua_Integer)st->output_tokens);
+  lua_setfield(L, -2, "output_tokens");
+  if (st->unpriced_requests == 0) {
+    lua_pushnumber(L, st->cost_usd);
+    lua_setfield(L, -2, "cost_usd");
+  }
+  lua_pushinteger(L, (lua_Integer)hs->in_flight);
+  lua_setfield(L, -2, "in_flight");
+  lua_pushinteger(L, (lua_Integer)hs->in_flight_peak);
+  lua_setfield(L, -2, "in_flight_peak");
+  lua_pushinteger(L, (lua_Integer)hs->connections_opened);
+  lua_setfield(L, -2, "connections_opened");
+  return 1;
+}
+
+int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg) {
+  static const luaL_Reg funcs[] = {{"chat", l_chat}, {"stats", l_stats}, {NULL, NULL}};
+  rt->llm = calloc(1, sizeof *rt->llm);
+  if (rt->llm == NULL)
+    return -1;
+  rt->llm->cfg = *cfg;
+  memset(cfg, 0, sizeof *cfg);
+  luaL_newmetatable(L, REQ_MT);
+  lua_pushcfunction(L, req_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_setglobal(L, "llm");
+  return 0;
+}
+
+void llm_close(struct ml_rt *rt) {
+  if (rt->llm == NULL)
+    return;
+  llm_config_free(&rt->llm->cfg);
+  free(rt->llm);
+  rt->llm = NULL;
+}

@@ -1,0 +1,31 @@
+/* The `llm` Lua module: llm.chat and the runtime's request counters. */
+#ifndef ML_LLM_H
+#define ML_LLM_H
+
+#include <stdint.h>
+#include <lua.h>
+
+#include "llm/config.h"
+
+struct ml_rt;
+
+struct llm_stats {
+  uint64_t requests, ok, errors;
+  uint64_t errors_by_kind[8];
+  uint64_t input_tokens, output_tokens;
+  double cost_usd;
+  uint64_t unpriced_requests; /* requests whose model has no price: cost unknown */
+};
+
+struct llm_state {
+  struct llm_config cfg;
+  uint64_t next_request_id;
+  int offline_notice_shown;
+  struct llm_stats stats;
+};
+
+/* Takes ownership of cfg. Registers the global `llm`. */
+int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg);
+void llm_close(struct ml_rt *rt);
+
+#endif

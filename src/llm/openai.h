@@ -1,0 +1,59 @@
+/* The OpenAI Chat Completions wire format: reading a response body or an event stream
+ * into provider-neutral choices, usage and errors. Pure C on cJSON; no Lua. */
+#ifndef ML_LLM_OPENAI_H
+#define ML_LLM_OPENAI_H
+
+#include <stddef.h>
+
+#include "http/sse.h"
+
+struct llm_text {
+  char *data;
+  size_t len, cap;
+};
+
+struct llm_choice {
+  struct llm_text text;
+  char finish_reason[32];
+};
+
+/* A queued stream delta, for the script's stream callback. */
+struct llm_delta {
+  int index;
+  char *text;
+  size_t len;
+};
+
+struct llm_response {
+  struct llm_choice *choices;
+  int nchoices;
+  long input_tokens, output_tokens;
+  int has_usage;
+  char model[128];
+  char error[512];      /* a parse or stream error; empty when fine */
+  char error_type[64];  /* the server's error type for mid-stream errors */
+  int stream_done;      /* [DONE] (OpenAI) or message_stop (Anthropic) seen */
+  /* Deltas not yet given to the script (only collected when want_deltas). */
+  int want_deltas;
+  struct llm_delta *deltas;
+  int ndeltas, cap_deltas, delta_head;
+};
+
+void llm_response_init(struct llm_response *r, int nchoices_hint, int want_deltas);
+void llm_response_free(struct llm_response *r);
+/* Drop deltas the script has consumed. */
+void llm_response_compact_deltas(struct llm_response *r);
+
+/* Parse a complete non-streaming body. Returns 0, or -1 with r->error set. */
+int openai_parse_body(struct llm_response *r, const char *body, size_t len);
+
+/* Handle one SSE event of a streaming response. Returns 0 to go on, 1 when a delta was
+ * queued (the waiting task should be woken), -1 on a malformed event or an error event
+ * (r->error set). */
+int openai_stream_event(struct llm_response *r, const struct sse_event *ev);
+
+/* Extract the human-readable message of an error body ({"error":{"message":...}}); falls
+ * back to a short excerpt of the raw body. */
+void openai_error_message(const char *body, size_t len, char *out, size_t outlen);
+
+#endif
