@@ -42,6 +42,12 @@ static int is_wait_yield(lua_State *co, int nres) {
 /* ---------------------------------------------------------------------------------- */
 /* Ready queue */
 
+/* The idle handle only exists to keep the poll phase from blocking while tasks are
+ * ready; libuv insists on a callback. */
+static void on_ready_idle(uv_idle_t *h) {
+  (void)h;
+}
+
 static void ready_push(struct ml_rt *rt, struct ml_task *t) {
   t->state = TASK_READY;
   t->next_ready = NULL;
@@ -51,7 +57,7 @@ static void ready_push(struct ml_rt *rt, struct ml_task *t) {
     rt->ready_head = t;
   rt->ready_tail = t;
   if (!uv_is_active((uv_handle_t *)&rt->ready_idle))
-    uv_idle_start(&rt->ready_idle, NULL);
+    uv_idle_start(&rt->ready_idle, on_ready_idle);
 }
 
 static struct ml_task *ready_pop(struct ml_rt *rt) {

@@ -105,6 +105,11 @@ static void on_timer(uv_timer_t *t) {
   socket_action(eng, CURL_SOCKET_TIMEOUT, 0);
 }
 
+/* An active idle handle keeps the poll phase from blocking; libuv requires a callback. */
+static void on_kick_idle(uv_idle_t *h) {
+  (void)h;
+}
+
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
   struct http_engine *eng = userp;
   (void)multi;
@@ -114,7 +119,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
     uv_timer_stop(&eng->timer);
     eng->kick_pending = 1;
     if (!uv_is_active((uv_handle_t *)&eng->kick_idle))
-      uv_idle_start(&eng->kick_idle, NULL);
+      uv_idle_start(&eng->kick_idle, on_kick_idle);
   } else {
     uv_timer_start(&eng->timer, on_timer, (uint64_t)timeout_ms, 0);
   }

@@ -25,6 +25,10 @@ enum err_kind { EK_HTTP, EK_TIMEOUT, EK_RATE_LIMITED, EK_CANCELLED, EK_PARSE, EK
                 EK_TRANSPORT };
 static const char *const kind_names[] = {"http",  "timeout", "rate_limited", "cancelled",
                                          "parse", "budget",  "transport"};
+/* How each kind reads in a message: "...[request #3]: rate limited (HTTP 429): ..." */
+static const char *const kind_phrases[] = {"HTTP error", "timed out", "rate limited", "cancelled",
+                                           "unusable answer", "budget reached",
+                                           "transport error"};
 
 struct llm_req {
   struct ml_rt *rt;
@@ -111,7 +115,7 @@ static int raise_error(lua_State *L, struct llm_req *r, enum err_kind kind, long
     snprintf(what, sizeof what, " (HTTP %ld)", status);
   snprintf(msg, sizeof msg, "llm.chat %s/%s [request #%llu]: %s%s: %s%s",
            r->prov ? r->prov->name : "?", r->model, (unsigned long long)r->id,
-           kind == EK_RATE_LIMITED ? "rate limited" : kind_names[kind], what, detail,
+           kind_phrases[kind], what, detail,
            retryable ? " (retryable)" : "");
   redact_key(r->prov, msg);
   sched_push_error(L, kind_names[kind], msg);
@@ -379,6 +383,11 @@ static int finish_http(lua_State *L, struct llm_req *r) {
                        r->res.error[0] ? r->res.error : http_xfer_strerror(x));
   if (x->err == HTTP_ETIMEOUT || x->err == HTTP_EIDLE || x->err == HTTP_ECONNECT_TIMEOUT)
     return raise_error(L, r, EK_TIMEOUT, 0, 1, http_xfer_strerror(x));
+  if (x->err != HTTP_OK && r->stream && x->is_sse && !r->res.stream_done) {
+    char detail[400];
+    snprintf(detail, sizeof detail, "the stream ended before [DONE] (%s)", http_xfer_strerror(x));
+    return raise_error(L, r, EK_TRANSPORT, x->status, 1, detail);
+  }
   if (x->err != HTTP_OK)
     return raise_error(L, r, EK_TRANSPORT, x->status, 1, http_xfer_strerror(x));
   if (x->status < 200 || x->status >= 300) {
@@ -518,13 +527,11 @@ static int l_chat(lua_State *L) {
     if (lua_type(L, -1) == LUA_TSTRING)
       for (int i = 0; spec_keys[i]; i++)
         known |= strcmp(spec_keys[i], lua_tostring(L, -1)) == 0;
-    if (!known) {
-      lua_pop(L, 1);
+    if (!known)
       return luaL_error(L, "llm.chat: unknown option '%s' (options: model, messages, prompt, "
                            "system, temperature, max_tokens, stop, json, schema, n, stream, "
                            "timeout_ms, seed, top_p, extra, tags, cache)",
                         luaL_tolstring(L, -1, NULL));
-    }
   }
   struct ml_task *me = sched_check_waitable(L, "llm.chat");
 

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# llm.chat over real HTTP against `moonloop mock-server`: results and streaming, every
+# injected fault as the right error kind, deadlines, cancellation, and 10,000 requests
+# with 2,000 in flight.
+source "$(dirname "$0")/lib.sh"
+export OPENAI_API_KEY=sk-integration-test-key-do-not-print
+export ML_SOURCE_DIR=${ML_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$SCRATCH"
+
+start_mock plain
+if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run "$ML_SOURCE_DIR/tests/integration/llm_cases.lua" \
+    >cases.out 2>&1; then
+  pass "llm.chat cases ($(grep -c '^ok' cases.out) checks)"
+else
+  fail "llm.chat cases" "$(grep -A1 FAIL cases.out | head -20; tail -5 cases.out)"
+fi
+
+for fault in 429 500 503 reset stall truncate badjson; do
+  start_mock "f$fault" --fault "$fault=1" --retry-after 2
+  if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run "$ML_SOURCE_DIR/tests/integration/llm_faults.lua" \
+      "$fault" >"f$fault.out" 2>&1; then
+    pass "fault $fault: $(head -1 "f$fault.out")"
+  else
+    fail "fault $fault" "$(cat "f$fault.out")"
+  fi
+done
+for fault in stall truncate badsse reset; do
+  start_mock "s$fault" --fault "$fault=1"
+  if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run "$ML_SOURCE_DIR/tests/integration/llm_faults.lua" \
+      "$fault" stream >"s$fault.out" 2>&1; then
+    pass "fault $fault in a stream: $(head -1 "s$fault.out")"
+  else
+    fail "fault $fault in a stream" "$(cat "s$fault.out")"
+  fi
+done
+
+# Nothing listening: a transport error that says so.
+cat >refused.lua <<'LUA'
+local ok, err = pcall(llm.chat, { prompt = "anyone there?" })
+assert(not ok and err.kind == "transport", tostring(err))
+assert(tostring(err):find("could not connect"), tostring(err))
+print(tostring(err))
+LUA
+if OPENAI_BASE_URL=http://127.0.0.1:9/v1 "$MOONLOOP" run refused.lua >refused.out 2>&1; then
+  pass "connection refused is a transport error: $(head -1 refused.out)"
+else
+  fail "connection refused" "$(cat refused.out)"
+fi
+
+# The only transfer in flight times out: the deadline must fire and the process end.
+start_mock slow --latency 10000
+cat >last_timeout.lua <<'LUA'
+local t0 = os.time()
+local ok, err = pcall(llm.chat, { prompt = "slow", timeout_ms = 300 })
+assert(not ok and err.kind == "timeout", tostring(err))
+assert(tostring(err):find("300 ms"), tostring(err))
+print(tostring(err))
+LUA
+if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run last_timeout.lua >last_timeout.out 2>&1; then
+  pass "the last transfer's deadline fires: $(head -1 last_timeout.out)"
+else
+  fail "last transfer timeout" "$(cat last_timeout.out)"
+fi
+
+# Cancelling a task that waits on a request removes the transfer at once.
+cat >cancel.lua <<'LUA'
+local h = task.spawn(function() return llm.chat{ prompt = "never answered in time" } end)
+task.sleep(100)
+assert(llm.stats().in_flight == 1, "one request in flight before the cancel")
+h:cancel()
+assert(llm.stats().in_flight == 0, "the transfer is gone right after cancel()")
+local ok, err = pcall(h.join, h)
+assert(not ok and err.kind == "cancelled", tostring(err))
+print("cancelled: " .. tostring(err))
+LUA
+if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run cancel.lua >cancel.out 2>&1; then
+  pass "cancel removes the transfer at once"
+else
+  fail "cancel removes the transfer" "$(cat cancel.out)"
+fi
+
+# task.timeout around llm.chat cancels the request.
+cat >task_timeout.lua <<'LUA'
+local ok, err = pcall(task.timeout, 200, function() return llm.chat{ prompt = "slow" } end)
+assert(not ok and err.kind == "timeout", tostring(err))
+assert(llm.stats().in_flight == 0, "no transfer left behind")
+LUA
+if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run task_timeout.lua >task_timeout.out 2>&1; then
+  pass "task.timeout around llm.chat cancels the request"
+else
+  fail "task.timeout around llm.chat" "$(cat task_timeout.out)"
+fi
+
+# 10,000 requests, 2,000 in flight, all complete.
+start_mock load --latency 200
+cat >load.lua <<'LUA'
+local N, K = 10000, 2000
+local items = {}
+for i = 1, N do items[i] = i end
+local ok = 0
+task.map(items, function(i)
+  local r = llm.chat{ prompt = "load " .. i, max_tokens = 8 }
+  if #r.text > 0 then ok = ok + 1 end
+end, { limit = K })
+local s = llm.stats()
+print(("ok=%d requests=%d errors=%d peak_in_flight=%d connections=%d"):format(
+  ok, s.requests, s.errors, s.in_flight_peak, s.connections_opened))
+assert(ok == N, "all answered")
+assert(s.in_flight_peak == K, "peak in flight " .. s.in_flight_peak)
+LUA
+if OPENAI_BASE_URL=$MOCK_URL timeout 120 "$MOONLOOP" run load.lua >load.out 2>&1; then
+  pass "10,000 requests with 2,000 in flight: $(tail -1 load.out)"
+else
+  fail "10,000 requests with 2,000 in flight" "$(tail -5 load.out)"
+fi
+
+# The key given in the environment is in no output.
+if grep -rqF "$OPENAI_API_KEY" "$SCRATCH"/*.out; then
+  fail "the API key appears in output" "$(grep -rlF "$OPENAI_API_KEY" "$SCRATCH"/*.out)"
+else
+  pass "the API key appears in no output"
+fi
+finish
