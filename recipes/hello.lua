@@ -6,4 +6,4 @@ local answers = task.map(questions, function(q)
 end, { limit = 100 })
 for i = 1, 3 do print(questions[i], "->", answers[i]) end
 local s = llm.stats()
-print(("%d requests, %d answered, peak %d in flight"):format(s.requests, s.ok, s.in_flight_peak))
+print(("%d requests, %d answered, %d tokens out"):format(s.requests, s.ok, s.output_tokens))

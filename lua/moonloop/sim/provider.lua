@@ -9,6 +9,7 @@ function M.chat(body, info)
   local choices = {}
   for i = 1, info.n do
     local a = answer.chat(body, i - 1)
+    if type(a) == "string" then a = { text = a } end
     if info.stream then
       -- Deliver the text in a few pieces, as a real stream would.
       for piece in a.text:gmatch("%S+%s*") do info.stream(piece, i) end
