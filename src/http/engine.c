@@ -417,6 +417,8 @@ int http_xfer_start(struct http_xfer *x) {
   curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
   if (x->connect_ms > 0)
     curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, x->connect_ms);
+  if (x->ca_file)
+    curl_easy_setopt(x->easy, CURLOPT_CAINFO, x->ca_file);
   x->t_start_ms = x->t_last_byte_ms = uv_now(eng->loop);
   x->active = 1;
   CURLMcode mc = curl_multi_add_handle(eng->multi, x->easy);
@@ -448,6 +450,10 @@ static void xfer_finish(struct http_xfer *x, enum http_err err, CURLcode result)
   x->reused_connection = reused == 0;
   if (reused > 0)
     eng->stats.connections_opened += (uint64_t)reused;
+  long version = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version);
+  if (version == CURL_HTTP_VERSION_2_0)
+    eng->stats.http2_responses++;
   eng->stats.in_flight--;
   eng->stats.bytes_in += x->bytes_in;
   if (x->err == HTTP_OK)

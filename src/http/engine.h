@@ -45,6 +45,8 @@ struct http_xfer {
   char *body; /* request body, owned */
   size_t body_len;
 
+  const char *ca_file; /* CA bundle to trust instead of the system's (not copied) */
+
   /* Limits (milliseconds; 0 = none). */
   long connect_ms, total_ms, idle_ms;
   size_t max_body;
@@ -80,6 +82,7 @@ struct http_stats {
   uint64_t started, completed, failed, cancelled, timeouts;
   uint64_t bytes_in;
   uint64_t connections_opened;
+  uint64_t http2_responses;
   unsigned in_flight, in_flight_peak;
 };
 

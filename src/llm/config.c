@@ -189,7 +189,8 @@ static int get_ms(struct reader *r, const char *path, const char *key, long *out
 static int read_provider(struct reader *r, struct llm_config *cfg, const char *name) {
   static const char *const keys[] = {"kind", "base_url", "api_key_env", "model",
                                      "connect_timeout_ms", "timeout_ms", "idle_timeout_ms",
-                                     "stream_usage", "max_inflight", "rpm", "tpm", NULL};
+                                     "stream_usage", "ca_file", "max_inflight", "rpm", "tpm",
+                                     NULL};
   char path[160];
   snprintf(path, sizeof path, "providers.%s", name);
   if (!lua_istable(r->L, -1))
@@ -219,6 +220,7 @@ static int read_provider(struct reader *r, struct llm_config *cfg, const char *n
   if (get_string(r, path, "base_url", &p->base_url) < 0 ||
       get_string(r, path, "api_key_env", &p->api_key_env) < 0 ||
       get_string(r, path, "model", &p->default_model) < 0 ||
+      get_string(r, path, "ca_file", &p->ca_file) < 0 ||
       get_ms(r, path, "connect_timeout_ms", &p->connect_timeout_ms) < 0 ||
       get_ms(r, path, "timeout_ms", &p->timeout_ms) < 0 ||
       get_ms(r, path, "idle_timeout_ms", &p->idle_timeout_ms) < 0)
@@ -447,6 +449,7 @@ void llm_config_free(struct llm_config *cfg) {
     free(cfg->providers[i].base_url);
     free(cfg->providers[i].api_key_env);
     free(cfg->providers[i].default_model);
+    free(cfg->providers[i].ca_file);
   }
   for (int i = 0; i < cfg->nmodels; i++) {
     free(cfg->models[i].alias);

@@ -14,6 +14,7 @@ struct llm_provider {
   char *base_url;      /* without trailing slash */
   char *api_key_env;   /* NULL: no key (local servers) */
   char *default_model; /* used for role names that are not aliases */
+  char *ca_file;       /* CA bundle for servers with their own certificates */
   long connect_timeout_ms, timeout_ms, idle_timeout_ms;
   int stream_usage; /* ask for usage in streams (stream_options.include_usage) */
 };

@@ -596,6 +596,7 @@ static int l_chat(lua_State *L) {
   r->x->connect_ms = r->prov->connect_timeout_ms;
   r->x->total_ms = r->prov->timeout_ms;
   r->x->idle_ms = r->prov->idle_timeout_ms;
+  r->x->ca_file = r->prov->ca_file;
   lua_getfield(L, SPEC, "timeout_ms");
   if (!lua_isnil(L, -1)) {
     lua_Integer ms = luaL_checkinteger(L, -1);
@@ -655,6 +656,8 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "in_flight_peak");
   lua_pushinteger(L, (lua_Integer)hs->connections_opened);
   lua_setfield(L, -2, "connections_opened");
+  lua_pushinteger(L, (lua_Integer)hs->http2_responses);
+  lua_setfield(L, -2, "http2_responses");
   return 1;
 }
 

@@ -62,6 +62,24 @@ else
   fail "last transfer timeout" "$(cat last_timeout.out)"
 fi
 
+# A stream that goes quiet: the idle deadline fires long before the total one.
+start_mock quiet --fault stall=1
+cat >idle.cfg.lua <<LUA
+return { providers = { mock = { kind = "openai", base_url = "$MOCK_URL",
+                                idle_timeout_ms = 300, timeout_ms = 60000 } } }
+LUA
+cat >idle.lua <<'LUA'
+local ok, err = pcall(llm.chat, { prompt = "quiet", stream = function() end })
+assert(not ok and err.kind == "timeout", tostring(err))
+assert(tostring(err):find("no data from the server for 300 ms"), tostring(err))
+print(tostring(err))
+LUA
+if timeout 10 "$MOONLOOP" run --config idle.cfg.lua idle.lua >idle.out 2>&1; then
+  pass "the stream idle deadline fires: $(head -1 idle.out)"
+else
+  fail "stream idle deadline" "$(cat idle.out)"
+fi
+
 # Cancelling a task that waits on a request removes the transfer at once.
 cat >cancel.lua <<'LUA'
 local h = task.spawn(function() return llm.chat{ prompt = "never answered in time" } end)
