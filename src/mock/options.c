@@ -1,0 +1,272 @@
+/* Command-line flags of `moonloop mock-server`: parsing, validation and --help.
+ * Every rejected flag is named in the message together with what it expects, and the
+ * caller exits with status 2. */
+#include "mock/server.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char HELP[] =
+    "usage: moonloop mock-server [options]\n"
+    "\n"
+    "An OpenAI-compatible HTTP/1.1 server on loopback for tests and benchmarks. Answers\n"
+    "come from a Lua function (deterministic by default); latency and faults are injected\n"
+    "on request.\n"
+    "\n"
+    "Endpoints:\n"
+    "  POST /v1/chat/completions   chat.completion JSON, or SSE with \"stream\": true\n"
+    "  GET  /v1/models             a small model list\n"
+    "  GET  /health                200 \"ok\"\n"
+    "\n"
+    "Options:\n"
+    "  --host ADDR            address to bind (default 127.0.0.1); non-loopback addresses\n"
+    "                         need --allow-remote\n"
+    "  --allow-remote         allow binding a non-loopback address\n"
+    "  --port N               port (default 8089; 0 picks a free one)\n"
+    "  --port-file FILE       write the bound port to FILE once listening (atomic rename)\n"
+    "  --log FILE             one JSON line per finished request: seq, conn, method, path,\n"
+    "                         status, fault, stream, latency_ms, duration_ms, completed,\n"
+    "                         bytes, body_hash\n"
+    "  --answer FILE.lua      answer function (default: lua/moonloop/mock/answer.lua, whose\n"
+    "                         header documents the contract)\n"
+    "  --latency SPEC         delay before answering a chat request, in ms:\n"
+    "                           MS                fixed, e.g. 250\n"
+    "                           uniform:MIN:MAX   e.g. uniform:100:900\n"
+    "                           exp:MEAN          exponential, e.g. exp:300\n"
+    "                           normal:MEAN:SD    clamped at 0, e.g. normal:500:100\n"
+    "  --stream-interval MS   pause between SSE events (default 0)\n"
+    "  --stream-chunks N      content pieces per streamed choice (default 8)\n"
+    "  --fault KIND=PROB      inject a fault with probability PROB in [0,1]; repeatable.\n"
+    "                         KIND: 429 500 503 reset stall truncate badjson badsse\n"
+    "                           429       rate-limit error with Retry-After\n"
+    "                           500, 503  OpenAI-shaped server error\n"
+    "                           reset     read the request, then reset the connection\n"
+    "                           stall     send headers and part of the body, then nothing\n"
+    "                           truncate  send about half the body (streams: no [DONE]),\n"
+    "                                     then close\n"
+    "                           badjson   200 with a well-framed body that is not JSON\n"
+    "                           badsse    a stream with one data: line that is not JSON\n"
+    "  --retry-after S        Retry-After seconds on 429 (default 1)\n"
+    "  --seed N               seed of the fault and latency PRNG (default 1); the same seed\n"
+    "                         and request order give the same faults and delays\n"
+    "  --max-connections N    connections served at once (default 20000); more are closed\n"
+    "  --max-body BYTES       largest request body (default 8388608); larger gets 413\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Per-request overrides (request headers), for tests that need one exact outcome:\n"
+    "  X-Mock-Fault: KIND     force a fault (or \"none\") for this request\n"
+    "  X-Mock-Latency: MS     use this delay for this request\n"
+    "\n"
+    "Faults and latency apply to chat completions only. SIGINT or SIGTERM stops the server\n"
+    "(exit 0).\n"
+    "\n"
+    "Examples:\n"
+    "  moonloop mock-server --port 0 --port-file /tmp/port\n"
+    "  moonloop mock-server --latency exp:800 --fault 429=0.05 --fault reset=0.01 --seed 7\n"
+    "  moonloop mock-server --latency 1000 --stream-interval 20 --log requests.jsonl\n"
+    "  curl -s localhost:8089/v1/chat/completions -H 'X-Mock-Fault: 503' \\\n"
+    "       -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'\n";
+
+static int errf(char *err, size_t errlen, const char *flag, const char *what, const char *got) {
+  snprintf(err, errlen, "mock-server: %s expects %s (got \"%s\")", flag, what, got);
+  return -1;
+}
+
+/* A whole-string integer in [lo, hi]. */
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end = NULL;
+  errno = 0;
+  if (s[0] == '\0' || s[0] == ' ')
+    return -1;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* A whole-string finite number; end may point at the next ':' (stop_at_colon). */
+static int parse_num(const char *s, int stop_at_colon, double *out, const char **rest) {
+  char *end = NULL;
+  errno = 0;
+  if (s[0] == '\0' || s[0] == ' ')
+    return -1;
+  double v = strtod(s, &end);
+  if (errno != 0 || end == s || !isfinite(v))
+    return -1;
+  if (*end != '\0' && !(stop_at_colon && *end == ':'))
+    return -1;
+  *out = v;
+  if (rest)
+    *rest = end;
+  return 0;
+}
+
+int mock_parse_latency(const char *s, struct mock_latency *out) {
+  struct mock_latency l = {MOCK_LAT_FIXED, 0, 0};
+  const char *rest = NULL;
+  if (strncmp(s, "uniform:", 8) == 0) {
+    l.dist = MOCK_LAT_UNIFORM;
+    if (parse_num(s + 8, 1, &l.a, &rest) || *rest != ':' || parse_num(rest + 1, 0, &l.b, NULL))
+      return -1;
+    if (l.a < 0 || l.b < l.a)
+      return -1;
+  } else if (strncmp(s, "exp:", 4) == 0) {
+    l.dist = MOCK_LAT_EXP;
+    if (parse_num(s + 4, 0, &l.a, NULL) || l.a < 0)
+      return -1;
+  } else if (strncmp(s, "normal:", 7) == 0) {
+    l.dist = MOCK_LAT_NORMAL;
+    if (parse_num(s + 7, 1, &l.a, &rest) || *rest != ':' || parse_num(rest + 1, 0, &l.b, NULL))
+      return -1;
+    if (l.b < 0)
+      return -1;
+  } else {
+    if (parse_num(s, 0, &l.a, NULL) || l.a < 0)
+      return -1;
+  }
+  /* An hour is far beyond any client timeout worth testing. */
+  if (l.a > 3600e3 || l.b > 3600e3)
+    return -1;
+  *out = l;
+  return 0;
+}
+
+static int parse_fault(struct mock_config *cfg, const char *s, char *err, size_t errlen) {
+  const char *eq = strchr(s, '=');
+  if (eq == NULL)
+    return errf(err, errlen, "--fault", "KIND=PROB, e.g. 429=0.1", s);
+  int kind = mock_fault_parse(s, (size_t)(eq - s));
+  if (kind <= 0)
+    return errf(err, errlen, "--fault",
+                "a KIND of 429, 500, 503, reset, stall, truncate, badjson or badsse", s);
+  double p = 0;
+  if (parse_num(eq + 1, 0, &p, NULL) || p < 0 || p > 1)
+    return errf(err, errlen, "--fault", "a probability between 0 and 1 after '='", s);
+  cfg->fault_prob[kind] = p;
+  return 0;
+}
+
+static void set_defaults(struct mock_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->host = "127.0.0.1";
+  cfg->port = 8089;
+  cfg->stream_chunks = 8;
+  cfg->retry_after = 1;
+  cfg->seed = 1;
+  cfg->max_connections = 20000;
+  cfg->max_body = MREQ_DEFAULT_MAX_BODY;
+}
+
+int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, size_t errlen) {
+  set_defaults(cfg);
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+      fputs(HELP, stdout);
+      return 1;
+    }
+    if (strcmp(arg, "--allow-remote") == 0) {
+      cfg->allow_remote = 1;
+      continue;
+    }
+    if (strncmp(arg, "--", 2) != 0) {
+      snprintf(err, errlen, "mock-server: unexpected argument \"%s\" (see --help)", arg);
+      return -1;
+    }
+    /* Every other flag takes a value: "--flag VALUE" or "--flag=VALUE". */
+    char flag[64];
+    const char *val = NULL;
+    const char *eq = strchr(arg, '=');
+    size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (flen >= sizeof flag) {
+      snprintf(err, errlen, "mock-server: unknown option \"%s\" (see --help)", arg);
+      return -1;
+    }
+    memcpy(flag, arg, flen);
+    flag[flen] = '\0';
+    static const char *known[] = {"--host",
+                                  "--port",
+                                  "--port-file",
+                                  "--log",
+                                  "--answer",
+                                  "--latency",
+                                  "--stream-interval",
+                                  "--stream-chunks",
+                                  "--fault",
+                                  "--retry-after",
+                                  "--seed",
+                                  "--max-connections",
+                                  "--max-body",
+                                  NULL};
+    int is_known = 0;
+    for (int k = 0; known[k]; k++)
+      is_known |= strcmp(flag, known[k]) == 0;
+    if (!is_known) {
+      snprintf(err, errlen, "mock-server: unknown option \"%s\" (see --help)", flag);
+      return -1;
+    }
+    if (eq) {
+      val = eq + 1;
+    } else if (i + 1 < argc) {
+      val = argv[++i];
+    } else {
+      snprintf(err, errlen, "mock-server: %s needs a value (see --help)", flag);
+      return -1;
+    }
+
+    long long v = 0;
+    if (strcmp(flag, "--host") == 0) {
+      cfg->host = val;
+    } else if (strcmp(flag, "--port") == 0) {
+      if (parse_int(val, 0, 65535, &v))
+        return errf(err, errlen, flag, "a port number from 0 to 65535", val);
+      cfg->port = (int)v;
+    } else if (strcmp(flag, "--port-file") == 0) {
+      cfg->port_file = val;
+    } else if (strcmp(flag, "--log") == 0) {
+      cfg->log_path = val;
+    } else if (strcmp(flag, "--answer") == 0) {
+      cfg->answer_path = val;
+    } else if (strcmp(flag, "--latency") == 0) {
+      if (mock_parse_latency(val, &cfg->latency))
+        return errf(err, errlen, flag,
+                    "MS, uniform:MIN:MAX, exp:MEAN or normal:MEAN:SD in milliseconds "
+                    "(0 to 3600000, MIN <= MAX)",
+                    val);
+    } else if (strcmp(flag, "--stream-interval") == 0) {
+      if (parse_int(val, 0, 3600000, &v))
+        return errf(err, errlen, flag, "milliseconds from 0 to 3600000", val);
+      cfg->stream_interval_ms = (uint64_t)v;
+    } else if (strcmp(flag, "--stream-chunks") == 0) {
+      if (parse_int(val, 1, 100000, &v))
+        return errf(err, errlen, flag, "a count from 1 to 100000", val);
+      cfg->stream_chunks = (int)v;
+    } else if (strcmp(flag, "--fault") == 0) {
+      if (parse_fault(cfg, val, err, errlen))
+        return -1;
+    } else if (strcmp(flag, "--retry-after") == 0) {
+      if (parse_int(val, 0, 86400, &v))
+        return errf(err, errlen, flag, "seconds from 0 to 86400", val);
+      cfg->retry_after = (int)v;
+    } else if (strcmp(flag, "--seed") == 0) {
+      char *end = NULL;
+      errno = 0;
+      unsigned long long s = strtoull(val, &end, 10);
+      if (val[0] < '0' || val[0] > '9' || errno != 0 || *end != '\0')
+        return errf(err, errlen, flag, "a non-negative integer", val);
+      cfg->seed = s;
+    } else if (strcmp(flag, "--max-connections") == 0) {
+      if (parse_int(val, 1, 10000000, &v))
+        return errf(err, errlen, flag, "a count from 1 to 10000000", val);
+      cfg->max_connections = (int)v;
+    } else if (strcmp(flag, "--max-body") == 0) {
+      if (parse_int(val, 1, 1LL << 30, &v))
+        return errf(err, errlen, flag, "a byte count from 1 to 1073741824", val);
+      cfg->max_body = (size_t)v;
+    }
+  }
+  return 0;
+}

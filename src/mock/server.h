@@ -1,0 +1,235 @@
+/* Internal interfaces of `moonloop mock-server`, shared by its files: options.c (flags),
+ * faults.c (PRNG, latency, fault choice), answer.c (Lua answers and JSON rendering) and
+ * server.c (the loop, connections and I/O). Not a public API. */
+#ifndef ML_MOCK_SERVER_H
+#define ML_MOCK_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <lua.h>
+#include <uv.h>
+
+#include "mock/http_req.h"
+
+/* ---- Growable byte buffer ---------------------------------------------------------- */
+
+struct mock_buf {
+  char *data;
+  size_t len, cap;
+};
+
+/* Make room for extra more bytes. Returns 0 or UV_ENOMEM. */
+int mock_buf_reserve(struct mock_buf *b, size_t extra);
+int mock_buf_add(struct mock_buf *b, const void *p, size_t n);
+int mock_buf_adds(struct mock_buf *b, const char *s);
+int mock_buf_printf(struct mock_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s as a quoted JSON string; invalid UTF-8 becomes U+FFFD so the output always
+ * parses. */
+int mock_buf_json_str(struct mock_buf *b, const char *s, size_t n);
+void mock_buf_free(struct mock_buf *b);
+
+/* ---- Configuration (options.c) ----------------------------------------------------- */
+
+enum mock_fault {
+  MOCK_FAULT_NONE = 0,
+  MOCK_FAULT_429,
+  MOCK_FAULT_500,
+  MOCK_FAULT_503,
+  MOCK_FAULT_RESET,
+  MOCK_FAULT_STALL,
+  MOCK_FAULT_TRUNCATE,
+  MOCK_FAULT_BADJSON,
+  MOCK_FAULT_BADSSE,
+  MOCK_FAULT_COUNT
+};
+
+enum mock_dist { MOCK_LAT_FIXED = 0, MOCK_LAT_UNIFORM, MOCK_LAT_EXP, MOCK_LAT_NORMAL };
+
+struct mock_latency {
+  enum mock_dist dist;
+  double a, b; /* fixed: a; uniform: a..b; exp: mean a; normal: mean a, sd b (all ms) */
+};
+
+struct mock_config {
+  const char *host;
+  int port;
+  int allow_remote;
+  const char *port_file;
+  const char *log_path;
+  const char *answer_path; /* NULL: the bundled lua/moonloop/mock/answer.lua */
+  struct mock_latency latency;
+  uint64_t stream_interval_ms;
+  int stream_chunks;
+  double fault_prob[MOCK_FAULT_COUNT];
+  int retry_after;
+  uint64_t seed;
+  int max_connections;
+  size_t max_body;
+};
+
+/* Fill cfg from argv (argv[0] is the subcommand name). Returns 0; 1 when --help was
+ * printed; or -1 with a message naming the flag in err (the caller exits with 2). */
+int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Parse a latency spec ("250", "uniform:100:500", "exp:300", "normal:300:50"). */
+int mock_parse_latency(const char *s, struct mock_latency *out);
+
+/* ---- Faults and randomness (faults.c) ---------------------------------------------- */
+
+/* splitmix64: small, fast, and the same sequence for the same seed everywhere. */
+uint64_t mock_rand(uint64_t *state);
+double mock_rand01(uint64_t *state); /* uniform in [0, 1) */
+
+/* Draw a latency in ms (clamped at 0). */
+uint64_t mock_latency_draw(const struct mock_latency *lat, uint64_t *state);
+
+/* Pick a fault from the configured probabilities with one draw. */
+enum mock_fault mock_fault_draw(const double prob[MOCK_FAULT_COUNT], uint64_t *state);
+
+/* "429", "reset", ... and back; mock_fault_parse returns -1 for an unknown name. */
+const char *mock_fault_name(enum mock_fault f);
+int mock_fault_parse(const char *s, size_t n);
+
+/* ---- Answers (answer.c) ------------------------------------------------------------ */
+
+struct mock_choice {
+  const char *text; /* owned by the Lua stack until mock_answer_release */
+  size_t text_len;
+  const char *finish_reason;
+  size_t finish_len;
+  long long input_tokens, output_tokens;
+};
+
+struct mock_answerer {
+  lua_State *L;
+  int chat_ref;
+  int base; /* stack top to restore on release */
+  const char *path;
+  unsigned errors_reported;
+};
+
+/* Open a Lua state and load the answer file (path, or the bundled default when NULL).
+ * Returns 0, or -1 with err naming the file and what is wrong. */
+int mock_answer_open(struct mock_answerer *a, const char *path, char *err, size_t errlen);
+void mock_answer_close(struct mock_answerer *a);
+
+/* Call chat(req, i) for i = 0..n-1. On success fills out[0..n) (strings stay valid until
+ * mock_answer_release) and returns 0. Returns -1 with the Lua error in err. */
+int mock_answer_chat(struct mock_answerer *a, const void *req_json, int n, struct mock_choice *out,
+                     char *err, size_t errlen);
+void mock_answer_release(struct mock_answerer *a);
+
+/* What a chat completion response is rendered from. */
+struct mock_chat {
+  uint64_t body_hash;
+  const char *model;
+  size_t model_len;
+  const struct mock_choice *choices;
+  int n;
+  int include_usage;
+  int stream_chunks;
+};
+
+/* Render a chat.completion JSON object into b. */
+int mock_render_completion(struct mock_buf *b, const struct mock_chat *c);
+
+/* Called once per SSE event with its bytes ("data: ...\n\n"). */
+typedef int (*mock_event_fn)(void *ud, const char *data, size_t len);
+
+/* Render a stream as events; bad_event (badsse) inserts one non-JSON data line after the
+ * role chunks. Uses scratch for each event. */
+int mock_render_stream(struct mock_buf *scratch, const struct mock_chat *c, int bad_event,
+                       mock_event_fn fn, void *ud);
+
+/* OpenAI-shaped error body: {"error":{"message":..,"type":..,"param":null,"code":..}}. */
+int mock_render_error(struct mock_buf *b, const char *message, const char *type, const char *code);
+
+/* 64-bit FNV-1a, used for ids and for the request log. */
+uint64_t mock_fnv1a(const void *p, size_t n);
+
+/* ---- Server and connections (server.c, routes.c) ---------------------------------- */
+
+#define MOCK_MAX_CHOICES 128
+#define MOCK_KEEP_BUF (256 * 1024) /* larger per-connection buffers are freed when idle */
+
+enum mock_conn_state {
+  CONN_IDLE,     /* reading; waiting for (the rest of) a request */
+  CONN_WAIT,     /* latency timer running; the response is ready */
+  CONN_SENDING,  /* response being written, maybe paced by the timer */
+  CONN_STALLED,  /* stall fault: nothing more will be sent until the client leaves */
+  CONN_DRAINING, /* done; write side shut down, input discarded until EOF */
+  CONN_CLOSED,
+};
+
+/* What happens once the planned bytes of a response are out. */
+enum mock_after { AFTER_KEEP, AFTER_CLOSE, AFTER_STALL, AFTER_RESET };
+
+struct mock_server;
+
+struct mock_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer; /* latency, stream pacing, drain deadline (by state) */
+  uv_write_t wreq;
+  uv_write_t creq; /* "100 Continue" */
+  uv_shutdown_t sreq;
+  struct mock_server *srv;
+  struct mock_conn *prev, *next;
+  uint64_t id;
+  int open_handles;
+  enum mock_conn_state state;
+  int reading, peer_eof, pumping, cont_writing, shutting;
+
+  struct mreq req;
+  struct mock_buf in; /* unparsed bytes from in_off on */
+  size_t in_off;
+
+  /* The response in flight: out[0..limit) is sent, paced at events[] when streaming. */
+  struct mock_buf out;
+  size_t sent, limit;
+  size_t *events;
+  size_t nevents, events_cap, ev_next;
+  int paced, keep_alive, chunked;
+  enum mock_after after;
+
+  /* What the request log says about the request in flight. */
+  int active;
+  uint64_t seq, latency_ms, t0, body_hash;
+  int status, stream;
+  enum mock_fault fault;
+  char method[16];
+  char path[256];
+};
+
+struct mock_server {
+  uv_loop_t loop;
+  uv_tcp_t listener;
+  uv_signal_t sigint, sigterm;
+  uv_prepare_t flusher; /* flushes the request log once per loop turn */
+  struct mock_config cfg;
+  struct mock_answerer ans;
+  FILE *log;
+  int log_dirty;
+  uint64_t rng, seq, next_conn_id;
+  int nconns;
+  struct mock_conn *conns;
+  int stopping;
+  struct mock_buf body, scratch, logline;
+  struct mock_choice choices[MOCK_MAX_CHOICES];
+  char rbuf[64 * 1024]; /* every read lands here first; copied only if left unparsed */
+};
+
+/* Close the connection now (reset: RST instead of FIN); logs an unfinished request. */
+void mock_conn_close(struct mock_conn *c, int reset);
+
+/* Route the complete request at base and render its response into c->out (status,
+ * limit, after, paced, fault, stream set); *latency gets the delay to apply first.
+ * Returns 0 or UV_ENOMEM. */
+int mock_route(struct mock_conn *c, const char *base, uint64_t *latency);
+
+/* Render an OpenAI-shaped error response into c->out. Returns 0 or UV_ENOMEM. */
+int mock_put_error(struct mock_conn *c, int status, const char *msg, const char *type,
+                   const char *code, const char *extra);
+
+#endif
