@@ -34,6 +34,7 @@ struct http_engine {
   int npool;
   struct http_stats stats;
   int closing;
+  int verbose; /* MOONLOOP_CURL_VERBOSE=1: libcurl's own trace on stderr, for debugging */
 };
 
 static void drain_done(struct http_engine *eng);
@@ -145,6 +146,8 @@ int http_engine_new(struct http_engine **out, uv_loop_t *loop, char *err, size_t
     return -1;
   }
   eng->loop = loop;
+  const char *v = getenv("MOONLOOP_CURL_VERBOSE");
+  eng->verbose = v != NULL && v[0] == '1';
   eng->multi = curl_multi_init();
   if (eng->multi == NULL) {
     snprintf(err, errlen, "curl_multi_init failed");
@@ -384,6 +387,8 @@ struct http_xfer *http_xfer_new(struct http_engine *eng, const char *url, const 
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  if (eng->verbose)
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
   if (strncmp(url, "https:", 6) == 0) {
     /* Wait for a connection being set up so HTTP/2 can multiplex instead of opening one
      * connection per request. */

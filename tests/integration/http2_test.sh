@@ -30,10 +30,16 @@ http {
   fastcgi_temp_path $SCRATCH/nginx/fastcgi;
   uwsgi_temp_path $SCRATCH/nginx/uwsgi;
   scgi_temp_path $SCRATCH/nginx/scgi;
+  # The TLS front reads each request body whole (proxying buffers it) before answering,
+  # as an LLM server does; nginx's bare 'return' would answer first and reset the upload.
   server {
     listen 127.0.0.1:$port ssl http2;
     ssl_certificate $SCRATCH/cert.pem;
     ssl_certificate_key $SCRATCH/key.pem;
+    location / { proxy_pass http://127.0.0.1:$((port + 1)); }
+  }
+  server {
+    listen 127.0.0.1:$((port + 1));
     location /v1/chat/completions { default_type application/json; return 200 '$answer'; }
   }
 }
@@ -42,7 +48,7 @@ CONF
   MOCK_PIDS+=($!)
 }
 for try in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 20000))
+  port=$((20000 + RANDOM % 20000 * 2))
   start_nginx "$port"
   for _ in $(seq 50); do
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
