@@ -511,6 +511,11 @@ static int start_sim(lua_State *L, struct llm_req *r, cJSON *body) {
     lua_setfield(L, -2, "stream");
   else
     lua_pop(L, 1);
+  lua_getfield(L, SPEC, "tags");
+  if (lua_istable(L, -1))
+    lua_setfield(L, -2, "tags");
+  else
+    lua_pop(L, 1);
   lua_callk(L, 2, 1, (lua_KContext)r, sim_k);
   return sim_k(L, LUA_OK, (lua_KContext)r);
 }
@@ -607,6 +612,21 @@ static int l_chat(lua_State *L) {
   lua_pop(L, 1);
   if (r->stream)
     http_xfer_header(r->x, "Accept: text/event-stream");
+  /* tags.role travels as a header: servers ignore it, proxies can log it, and the mock
+   * server's simulator uses it to know which role it plays. */
+  lua_getfield(L, SPEC, "tags");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "role");
+    size_t len = 0;
+    const char *role = lua_tolstring(L, -1, &len);
+    if (role && len > 0 && len < 64 && strspn(role, "abcdefghijklmnopqrstuvwxyz_-0123456789") == len) {
+      char h[96];
+      snprintf(h, sizeof h, "X-Moonloop-Role: %s", role);
+      http_xfer_header(r->x, h);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   const char *key = r->prov->api_key_env ? getenv(r->prov->api_key_env) : NULL;
   if (r->prov->api_key_env && (key == NULL || !*key))
     return luaL_error(L, "llm.chat: provider '%s' needs an API key in the environment variable "

@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# moonloop against `curl --parallel` on the same local upstreams: a fast nginx, a 1 s mock
+# and a streaming mock. Prints a Markdown table of req/s, CPU per request, client peak RSS
+# and efficiency. Usage: tests/bench/run.sh BINARY   (see tests/bench/README.md)
+#
+# Environment: BENCH_RUNS (default 3, the median is reported), BENCH_FULL=1 (more K values),
+# BENCH_ONLY="fast latency stream" (a subset), BENCH_KEEP=1 (keep the scratch directory),
+# BENCH_CURL_MAX_PARALLEL (override the detected per-process --parallel-max cap).
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then
+  echo "usage: $0 path/to/moonloop" >&2
+  exit 2
+fi
+BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+FLOOD=$HERE/chat_flood.lua
+RUNS=${BENCH_RUNS:-3}
+FULL=${BENCH_FULL:-0}
+ONLY=${BENCH_ONLY:-fast latency stream}
+TIME=/usr/bin/time
+
+for tool in nginx curl "$TIME" awk timeout; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' is needed (apt-get install nginx-light curl time)" >&2; exit 2; }
+done
+case $RUNS in '' | *[!0-9]* | 0) echo "bench: BENCH_RUNS must be a positive integer" >&2; exit 2 ;; esac
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/moonloop-bench.XXXXXX")
+# Clients run in the background and are waited for, so that Ctrl-C or TERM reaches the
+# traps at once; `timeout` passes the TERM from cleanup on to the client it runs.
+SERVER_PIDS=()
+CLIENT_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${CLIENT_PIDS[@]}" "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${CLIENT_PIDS[@]}" "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: scratch files kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Thousands of sockets on each side: take every descriptor the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+SOMAXCONN=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo '?')
+
+# moonloop must not pick up a moonloop.lua or a user config: run it from the scratch dir.
+export XDG_CONFIG_HOME=$WORK/xdg OPENAI_API_KEY=bench
+cd "$WORK"
+
+log() { printf '%s\n' "$*" >&2; }
+now_ns() { date +%s%N; }
+
+# curl before 8.16 silently clamps --parallel-max to 300 per process; above that, the
+# requests and the concurrency are split over several curl processes, summed in the table.
+CURL_VERSION=$(curl --version | awk 'NR == 1 { print $2 }')
+if [ -n "${BENCH_CURL_MAX_PARALLEL:-}" ]; then
+  CURL_CAP=$BENCH_CURL_MAX_PARALLEL
+elif [ "$(printf '%s\n8.16.0\n' "$CURL_VERSION" | sort -V | head -1)" = 8.16.0 ]; then
+  CURL_CAP=65535
+else
+  CURL_CAP=300
+fi
+
+# ---------------------------------------------------------------------------------------
+# Upstream servers
+
+# A chat completion that llm.chat accepts; nginx returns it verbatim to every POST.
+COMPLETION='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":7,"total_tokens":16}}'
+
+# start_nginx: one nginx process on a random free high port; sets UPSTREAM (…/v1).
+start_nginx() {
+  local dir=$WORK/nginx port try pid
+  mkdir -p "$dir/tmp"
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((20000 + RANDOM % 40000))
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile $NOFILE;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$port;
+    location = /bench-status {
+      stub_status;
+    }
+    location = /v1/chat/completions {
+      default_type application/json;
+      return 200 '$COMPLETION';
+    }
+  }
+}
+EOF
+    nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" 2>>"$dir/stderr" &
+    pid=$!
+    for _ in $(seq 100); do
+      if curl -sf -o /dev/null -d '{}' "http://127.0.0.1:$port/v1/chat/completions"; then
+        SERVER_PIDS+=("$pid")
+        UPSTREAM=http://127.0.0.1:$port/v1
+        NGINX_STATUS=http://127.0.0.1:$port/bench-status
+        log "nginx listening on 127.0.0.1:$port"
+        return 0
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    log "nginx did not come up on port $port (try $try): $(tail -1 "$dir/error.log" 2>/dev/null)"
+  done
+  echo "bench: could not start nginx; see $dir/error.log" >&2
+  exit 1
+}
+
+# start_mock NAME [flags...]: the runtime's own mock server on a free port; sets UPSTREAM.
+start_mock() {
+  local name=$1 pid
+  shift
+  rm -f "$WORK/$name.port"
+  "$BIN" mock-server --port 0 --port-file "$WORK/$name.port" "$@" 2>"$WORK/$name.stderr" &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  for _ in $(seq 250); do
+    [ -s "$WORK/$name.port" ] && break
+    kill -0 "$pid" 2>/dev/null || { echo "bench: mock server died: $(cat "$WORK/$name.stderr")" >&2; exit 1; }
+    sleep 0.02
+  done
+  [ -s "$WORK/$name.port" ] || { echo "bench: mock server wrote no port file" >&2; exit 1; }
+  UPSTREAM=http://127.0.0.1:$(cat "$WORK/$name.port")/v1
+  log "mock server ($*) on ${UPSTREAM%/v1}"
+}
+
+stop_servers() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  SERVER_PIDS=()
+}
+
+# ---------------------------------------------------------------------------------------
+# Clients. Each run writes "OK WALL_S CPU_S RSS_KB CONNS DELTAS OVERFLOWS" to its result file:
+# OK counts successful answers; CPU (user + sys) and RSS (peak resident set) come from GNU
+# time, that is from the wait4() rusage of the client process itself; WALL is measured here
+# around the run. CONNS is the number of TCP connections the client opened (nginx's own
+# count when nginx is the upstream, else moonloop's llm.stats(), else -1 for unknown);
+# DELTAS is the number of stream callbacks moonloop ran (-1 for curl); OVERFLOWS is the
+# growth of the kernel's listen-queue overflow counter during the run.
+
+# A run that takes this long is stuck, not slow.
+run_limit() { echo $((30 + $1 / 200)); }
+
+# nginx_accepts: connections nginx has accepted so far (the probe itself adds one).
+nginx_accepts() {
+  curl -s --max-time 5 "$NGINX_STATUS" | awk 'NR == 3 { print $1 }'
+}
+
+# listen_overflows: connections the kernel dropped because a listen queue was full (all of
+# this network namespace). Each drop costs the client a 1 s SYN retransmit, so a burst of K
+# connects above net.core.somaxconn shows up as lost efficiency that is nobody's code.
+listen_overflows() {
+  awk '/^TcpExt:/ { if (!seen) { for (i = 1; i <= NF; i++) name[i] = $i; seen = 1 }
+                    else for (i = 1; i <= NF; i++) if (name[i] == "ListenOverflows") print $i }' \
+    /proc/net/netstat 2>/dev/null || true
+}
+
+# run_moonloop OUT N K MODE
+run_moonloop() {
+  local out=$1 n=$2 k=$3 mode=$4 t0 t1 rc=0 a0=-1 a1=-1 o0 o1
+  if [ -n "$NGINX_STATUS" ]; then a0=$(nginx_accepts); fi
+  o0=$(listen_overflows)
+  t0=$(now_ns)
+  OPENAI_BASE_URL=$UPSTREAM timeout -k 5 "$(run_limit "$n")" \
+    "$TIME" -f '%U %S %M' -o "$out.time" \
+    "$BIN" run --quiet "$FLOOD" "$n" "$k" "$mode" >"$out.stdout" 2>"$out.stderr" &
+  CLIENT_PIDS=($!)
+  wait "${CLIENT_PIDS[0]}" || rc=$?
+  CLIENT_PIDS=()
+  t1=$(now_ns)
+  o1=$(listen_overflows)
+  if [ -n "$NGINX_STATUS" ]; then a1=$(nginx_accepts); fi
+  # The BENCH line's key=value pairs become awk variables.
+  local vars
+  vars=$(awk '/^BENCH / { for (i = 2; i <= NF; i++) printf "-v %s ", $i }' "$out.stdout")
+  if [ "$rc" -ne 0 ] || [ -z "$vars" ]; then
+    log "    moonloop exited with $rc: $(tail -3 "$out.stderr" | tr '\n' ' ')"
+    vars="-v ok=0"
+  fi
+  [ -s "$out.time" ] || echo '0 0 0' >"$out.time"
+  # shellcheck disable=SC2086
+  awk $vars -v t0="$t0" -v t1="$t1" -v a0="$a0" -v a1="$a1" -v o0="${o0:-0}" -v o1="${o1:-0}" \
+    '{ conns = a0 >= 0 ? a1 - a0 - 1 : (connections == "" ? -1 : connections)
+       printf "%d %.4f %.4f %d %d %d %d\n", ok, (t1 - t0) / 1e9, $1 + $2, $3, conns,
+         (deltas == "" ? -1 : deltas), o1 - o0 }' "$out.time" >"$out"
+}
+
+# run_curl OUT N K MODE: P = ceil(K / CURL_CAP) curl processes share N and K evenly.
+# --parallel-immediate: open connections at once, as moonloop does, instead of waiting to
+# learn whether the first one can multiplex (it cannot: this is HTTP/1.1).
+run_curl() {
+  local out=$1 n=$2 k=$3 mode=$4 p i t0 t1 body=$WORK/body-$4.json a0=-1 a1=-1 o0 o1
+  p=$(((k + CURL_CAP - 1) / CURL_CAP))
+  local pid rcs=0
+  for ((i = 0; i < p; i++)); do
+    curl_config $((n / p + (i < n % p ? 1 : 0))) >"$out.$i.cfg"
+  done
+  if [ -n "$NGINX_STATUS" ]; then a0=$(nginx_accepts); fi
+  o0=$(listen_overflows)
+  t0=$(now_ns)
+  for ((i = 0; i < p; i++)); do
+    timeout -k 5 "$(run_limit "$n")" "$TIME" -f '%U %S %M' -o "$out.$i.time" \
+      curl -sS --parallel --parallel-immediate --parallel-max $((k / p + (i < k % p ? 1 : 0))) \
+      -H 'Content-Type: application/json' -H "Authorization: Bearer $OPENAI_API_KEY" \
+      --data-binary "@$body" -w '%{http_code}\n' -K "$out.$i.cfg" \
+      >"$out.$i.stdout" 2>"$out.$i.stderr" &
+    CLIENT_PIDS+=($!)
+  done
+  for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" || rcs=$?; done
+  CLIENT_PIDS=()
+  t1=$(now_ns)
+  o1=$(listen_overflows)
+  if [ -n "$NGINX_STATUS" ]; then a1=$(nginx_accepts); fi
+  [ "$rcs" -eq 0 ] || log "    a curl process exited with $rcs: $(cat "$out".*.stderr | sort | uniq -c | head -3 | tr '\n' ' ')"
+  local ok
+  ok=$(cat "$out".*.stdout | grep -c '^200$' || true)
+  cat "$out".*.time | awk -v ok="$ok" -v t0="$t0" -v t1="$t1" -v a0="$a0" -v a1="$a1" \
+    -v o0="${o0:-0}" -v o1="${o1:-0}" \
+    'NF == 3 { cpu += $1 + $2; rss += $3 }
+     END { printf "%d %.4f %.4f %d %d -1 %d\n", ok, (t1 - t0) / 1e9, cpu, rss,
+             (a0 >= 0 ? a1 - a0 - 1 : -1), o1 - o0 }' >"$out"
+}
+
+# moonloop_smoke: one request with a short deadline, so a moonloop that hangs costs seconds,
+# not BENCH_RUNS full time limits per cell. Sets ML_BROKEN to the reason, or empty.
+moonloop_smoke() {
+  local out=$WORK/smoke.$RANDOM rc=0
+  ML_BROKEN=
+  OPENAI_BASE_URL=$UPSTREAM timeout -k 2 15 "$BIN" run --quiet "$FLOOD" 1 1 \
+    >"$out.stdout" 2>"$out.stderr" &
+  CLIENT_PIDS=($!)
+  wait "${CLIENT_PIDS[0]}" || rc=$?
+  CLIENT_PIDS=()
+  if ! grep -q '^BENCH ok=1 ' "$out.stdout"; then
+    if [ "$rc" = 124 ]; then
+      ML_BROKEN="one llm.chat did not finish within 15 s"
+    else
+      ML_BROKEN="one llm.chat failed (exit $rc): $(head -c 300 "$out.stderr" "$out.stdout" | tr '\n' ' ')"
+    fi
+    log "moonloop smoke test failed, skipping its runs here: $ML_BROKEN"
+  fi
+}
+
+# curl_config N: a curl config file with N transfers to the current upstream.
+curl_config() {
+  awk -v n="$1" -v url="$UPSTREAM/chat/completions" \
+    'BEGIN { for (i = 0; i < n; i++) printf "url = \"%s\"\noutput = \"/dev/null\"\n", url }'
+}
+
+printf '{"model":"bench","messages":[{"role":"user","content":"hi"}],"max_tokens":16}' \
+  >"$WORK/body-plain.json"
+printf '{"model":"bench","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"stream":true}' \
+  >"$WORK/body-stream.json"
+
+# ---------------------------------------------------------------------------------------
+# Cells: BENCH_RUNS runs of one client on one scenario, reduced to the median of each
+# metric. A run with fewer than N answers fails the cell; its remaining runs are skipped.
+
+median() {
+  sort -g | awk '{ v[NR] = $1 }
+    END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# cell_median EXPR: the median over this cell's runs of an awk expression of the result
+# line ($1 ok, $2 wall, $3 cpu, $4 rss, $5 conns, $6 deltas, $7 overflows; n is N).
+cell_median() {
+  local expr=$1 r
+  for ((r = 1; r <= CELL_RUNS; r++)); do
+    awk -v n="$CELL_N" "{ print $expr }" "$CELL_TAG.$r"
+  done | median
+}
+
+# measure LABEL CLIENT N K MODE: runs a cell and sets CELL_OK (1 when every run got N
+# answers), CELL_FAIL (why not), CELL_RPS, CELL_CPU_MS (per request), CELL_RSS (KB),
+# CELL_CONNS, CELL_DELTAS (per request; both negative when unknown) and CELL_OVERFLOWS.
+# shellcheck disable=SC2016 # the single-quoted $N are awk fields for cell_median
+measure() {
+  local label=$1 client=$2 n=$3 k=$4 mode=$5 r ok wall rest
+  CELL_TAG=$WORK/$(echo "$label-$client-$k-$mode" | tr -c 'a-zA-Z0-9-' _)
+  CELL_N=$n CELL_OK=1 CELL_FAIL='' CELL_RUNS=0
+  CELL_RPS=0 CELL_CPU_MS=0 CELL_RSS=0 CELL_CONNS=-1 CELL_DELTAS=-1 CELL_OVERFLOWS=0
+  if [ "$client" = moonloop ] && [ -n "$ML_BROKEN" ]; then
+    CELL_OK=0 CELL_FAIL="not run: moonloop smoke test failed"
+    return 0
+  fi
+  for ((r = 1; r <= RUNS; r++)); do
+    log "$label, K=$k, $client run $r/$RUNS ..."
+    "run_$client" "$CELL_TAG.$r" "$n" "$k" "$mode"
+    CELL_RUNS=$r
+    read -r ok wall rest <"$CELL_TAG.$r"
+    if [ "$ok" -ne "$n" ]; then
+      CELL_OK=0 CELL_FAIL="FAILED: $ok of $n ok in run $r"
+      log "    $CELL_FAIL"
+      return 0
+    fi
+    log "    $(awk -v n="$n" -v w="$wall" 'BEGIN { printf "%.2f s, %.0f req/s", w, n / w }')"
+  done
+  CELL_RPS=$(cell_median 'n / $2')
+  CELL_CPU_MS=$(cell_median '1000 * $3 / (n > 0 ? n : 1)')
+  CELL_RSS=$(cell_median '$4')
+  CELL_CONNS=$(cell_median '$5')
+  CELL_DELTAS=$(cell_median '$6 < 0 ? -1 : $6 / (n > 0 ? n : 1)')
+  CELL_OVERFLOWS=$(cell_median '$7')
+}
+
+ROWS=()
+# row SCENARIO K N CLIENT EFFICIENCY NOTES...: one table line from the CELL_* variables;
+# the connection count and stream callbacks per request join the notes when known.
+row() {
+  local scen=$1 k=$2 n=$3 client=$4 eff=$5 rps cpu rss notes=()
+  shift 5
+  if [ "$CELL_OK" = 1 ]; then
+    rps=$(printf '%.0f' "$CELL_RPS") cpu=$(printf '%.3f' "$CELL_CPU_MS") rss=$(printf '%.0f' "$CELL_RSS")
+    [ "${CELL_CONNS%.*}" -ge 0 ] && notes+=("$(printf '%.0f' "$CELL_CONNS") connections")
+    [ "$(ratio "$CELL_DELTAS" 1)" != 0.00 ] && [ "${CELL_DELTAS%.*}" -ge 0 ] && notes+=("$(printf '%.1f' "$CELL_DELTAS") stream callbacks/request")
+    [ "${CELL_OVERFLOWS%.*}" -gt 0 ] && notes+=("$(printf '%.0f' "$CELL_OVERFLOWS") listen-queue overflows (somaxconn $SOMAXCONN), each a 1 s connect retry")
+  else
+    rps="**$CELL_FAIL**" cpu=- rss=- eff=-
+  fi
+  local note
+  for note in "$@"; do [ -n "$note" ] && notes+=("$note"); done
+  local joined
+  joined=$(printf '%s; ' "${notes[@]}")
+  ROWS+=("| $scen | $k | $n | $client | $rps | $cpu | $rss | $eff | ${joined%; } |")
+}
+
+# curl_note K: says so when K needed more than one curl process.
+curl_note() {
+  local p=$((($1 + CURL_CAP - 1) / CURL_CAP))
+  if [ "$p" -gt 1 ]; then
+    echo "$p curl processes (curl $CURL_VERSION caps --parallel-max at $CURL_CAP), CPU and RSS summed"
+  fi
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# ---------------------------------------------------------------------------------------
+# Scenario 1: a fast upstream (nginx answering from memory). What shows is each client's own
+# work per request; the efficiency is moonloop's req/s over curl's.
+
+scenario_fast() {
+  local n=20000 ks=(64) k
+  [ "$FULL" = 1 ] && ks+=(256)
+  start_nginx
+  moonloop_smoke
+  for k in "${ks[@]}"; do
+    measure "fast upstream" curl "$n" "$k" plain
+    local curl_ok=$CELL_OK curl_rps=$CELL_RPS
+    row "fast (nginx)" "$k" "$n" curl "1.00x curl" "$(curl_note "$k")"
+    measure "fast upstream" moonloop "$n" "$k" plain
+    local eff=-
+    if [ "$curl_ok" = 1 ]; then eff="$(ratio "$CELL_RPS" "$curl_rps")x curl"; fi
+    row "fast (nginx)" "$k" "$n" moonloop "$eff" "target >= 0.70x curl"
+  done
+  stop_servers
+}
+
+# Scenario 2: every answer takes 1 s (the mock's --latency 1000). What counts is keeping K
+# requests in flight: the ideal is K req/s, so efficiency = measured req/s / K. Memory per
+# in-flight request = (peak RSS - RSS of the same script with N = 0) / K.
+
+scenario_latency() {
+  local pairs=("5000 1000") pair n k
+  [ "$FULL" = 1 ] && pairs+=("10000 5000" "20000 10000")
+  start_mock latency --latency 1000
+  moonloop_smoke
+  for pair in "${pairs[@]}"; do
+    read -r n k <<<"$pair"
+    [ "$NOFILE" -ge $((k + 64)) ] || log "warning: ulimit -n is $NOFILE, too low for K=$k"
+    measure "1 s upstream" curl "$n" "$k" plain
+    row "1 s latency (mock)" "$k" "$n" curl "$(ratio "$CELL_RPS" "$k") of ideal" "$(curl_note "$k")"
+    measure "1 s upstream, idle baseline" moonloop 0 "$k" plain
+    local base_rss=$CELL_RSS base_ok=$CELL_OK
+    measure "1 s upstream" moonloop "$n" "$k" plain
+    local mem=
+    if [ "$base_ok" = 1 ] && [ "$CELL_OK" = 1 ]; then
+      mem=$(awk -v r="$CELL_RSS" -v b="$base_rss" -v k="$k" \
+        'BEGIN { printf "%.1f KB/request in flight (idle RSS %d KB)", (r - b) / k, b }')
+    fi
+    row "1 s latency (mock)" "$k" "$n" moonloop "$(ratio "$CELL_RPS" "$k") of ideal" "$mem" \
+      "$([ "$k" = 1000 ] && echo "target >= 0.95 of ideal")"
+  done
+  stop_servers
+}
+
+# Scenario 3: server-sent events. The mock sends each streamed answer as 20 chunks 10 ms
+# apart; the plain rows ask the same server for whole answers. Read the CPU ms/req of the
+# stream row against the plain row of the same client: that difference is the cost of
+# parsing SSE (and, for moonloop, of calling the Lua stream callback 20 times).
+
+scenario_stream() {
+  local n=5000 k=500 mode
+  if ! "$BIN" mock-server --help 2>&1 | grep -q -- '--stream-chunks'; then
+    log "skipping the stream scenario: this mock-server has no --stream-chunks"
+    return 0
+  fi
+  start_mock stream --stream-chunks 20 --stream-interval 10
+  moonloop_smoke
+  for mode in plain stream; do
+    measure "SSE upstream, $mode" curl "$n" "$k" "$mode"
+    row "SSE x20 (mock), $mode" "$k" "$n" curl - "$(curl_note "$k")"
+    measure "SSE upstream, $mode" moonloop "$n" "$k" "$mode"
+    row "SSE x20 (mock), $mode" "$k" "$n" moonloop -
+  done
+  stop_servers
+}
+
+NGINX_STATUS=
+ML_BROKEN=
+log "moonloop bench: $BIN, curl $CURL_VERSION, $(nproc) CPUs, ulimit -n $NOFILE, $RUNS run(s) per cell"
+for s in $ONLY; do
+  case $s in
+    fast) scenario_fast ;;
+    latency) scenario_latency ;;
+    stream) scenario_stream ;;
+    *) echo "bench: unknown scenario '$s' in BENCH_ONLY (fast latency stream)" >&2; exit 2 ;;
+  esac
+  NGINX_STATUS=
+done
+
+echo
+echo "moonloop bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, curl $CURL_VERSION, median of $RUNS run(s)"
+echo
+echo "| scenario | K | N | client | req/s | CPU ms/req | peak RSS KB | efficiency | notes |"
+echo "|---|---:|---:|---|---:|---:|---:|---|---|"
+printf '%s\n' "${ROWS[@]}"
