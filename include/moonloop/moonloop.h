@@ -18,6 +18,10 @@ struct ml_options {
   const char *config_path; /* NULL: ./moonloop.lua, $XDG_CONFIG_HOME, then the environment */
   int offline;             /* non-zero: the built-in simulator answers every llm.chat */
   int log_level;           /* ML_LEVEL_*; 0-initialised options mean debug */
+  /* Run options for a recipe, "key=value" strings, NULL-terminated (may be NULL): out,
+   * resume, iterations, seed, concurrency, json, quiet, progress_ms, and set (repeatable:
+   * "set=max_rounds=4"). They reach Lua as package.loaded["moonloop.cli"]. */
+  const char *const *run_options;
 };
 
 /* Create a runtime. Returns 0, or an exit code (2: the config does not load, 1: other
@@ -25,7 +29,8 @@ struct ml_options {
 int ml_runtime_new(ml_runtime **out, const struct ml_options *opts, char *err, size_t errlen);
 
 /* Run the Lua file at path as the first task; argv (argc entries) becomes the global
- * `arg` (arg[0] = path) and the chunk's `...`. Returns when every task has finished, with
+ * `arg` (arg[0] = path) and the chunk's `...`. A file that returns a recipe
+ * (asi.recipe{...}) is then run as a recipe with the run options. Returns when every task has finished, with
  * moonloop's exit code: 0 done, 1 a task failed or deadlocked, 2 the script does not load,
  * 130 interrupted. A runtime runs one file. */
 int ml_runtime_run_file(ml_runtime *rt, const char *path, int argc, char **argv);

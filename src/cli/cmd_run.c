@@ -9,10 +9,27 @@
 
 static const char run_usage[] =
     "Usage: moonloop run [options] FILE.lua [ARGS...]\n"
+    "       moonloop run --resume DIR [options]\n"
     "\n"
     "Runs FILE.lua as a task on the event loop. The script can call llm.chat, task.spawn,\n"
     "task.sleep and friends; the process exits when every task has finished. ARGS are\n"
     "available to the script as the global table `arg` (arg[0] is FILE.lua).\n"
+    "\n"
+    "When FILE.lua returns a recipe (asi.recipe{...}), moonloop runs it: work items from\n"
+    "its sources, rounds per item, a run directory with run.db (the source of truth),\n"
+    "dataset.jsonl and rejected.jsonl, live progress and a closing summary.\n"
+    "\n"
+    "Recipe options:\n"
+    "  --out DIR          run directory (default runs/<recipe>-<UTC time>)\n"
+    "  --resume DIR       continue a stopped run (after Ctrl-C, a crash or kill -9): finished\n"
+    "                     items are kept, answered requests are replayed from the journal,\n"
+    "                     never sent again; FILE.lua defaults to DIR/recipes/v0001.lua\n"
+    "  --iterations N     run at most N iterations (batches of items) now\n"
+    "  --seed N           seed of the run (default 1); a resumed run keeps its own\n"
+    "  --concurrency K    items in flight at once (default: the recipe's, 16)\n"
+    "  --set KEY=VALUE    override a recipe parameter: max_rounds=4, samples.weak=2,\n"
+    "                     accept.gap_min=0.3 (repeatable)\n"
+    "  --json             machine-readable events on stdout (progress, item, summary)\n"
     "\n"
     "Options:\n"
     "  --config FILE   provider config (default: ./moonloop.lua, then\n"
@@ -31,7 +48,11 @@ static const char run_usage[] =
 
 int cmd_run(int argc, char **argv) {
   const char *config_path = NULL;
+  const char *resume = NULL;
   int offline = 0, i;
+  const char *run_options[64];
+  int nopts = 0;
+  static char optbuf[64][512];
   int level = ML_LEVEL_INFO;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -50,12 +71,43 @@ int cmd_run(int argc, char **argv) {
         return ML_EXIT_USAGE;
       }
       config_path = argv[i];
+    } else if (strcmp(a, "--out") == 0 || strcmp(a, "--resume") == 0 ||
+               strcmp(a, "--iterations") == 0 || strcmp(a, "--seed") == 0 ||
+               strcmp(a, "--concurrency") == 0 || strcmp(a, "--set") == 0 ||
+               strcmp(a, "--progress-ms") == 0) {
+      if (++i >= argc) {
+        fprintf(stderr, "moonloop run: %s needs a value (see moonloop run --help)\n", a);
+        return ML_EXIT_USAGE;
+      }
+      if (nopts >= 62) {
+        fprintf(stderr, "moonloop run: too many options\n");
+        return ML_EXIT_USAGE;
+      }
+      int numeric = strcmp(a, "--iterations") == 0 || strcmp(a, "--seed") == 0 ||
+                    strcmp(a, "--concurrency") == 0 || strcmp(a, "--progress-ms") == 0;
+      if (numeric && (argv[i][0] == '\0' || strspn(argv[i], "0123456789") != strlen(argv[i]))) {
+        fprintf(stderr, "moonloop run: %s needs a whole number, got '%s'\n", a, argv[i]);
+        return ML_EXIT_USAGE;
+      }
+      if (strcmp(a, "--set") == 0 && strchr(argv[i], '=') == NULL) {
+        fprintf(stderr, "moonloop run: --set needs KEY=VALUE, got '%s'\n", argv[i]);
+        return ML_EXIT_USAGE;
+      }
+      if (strcmp(a, "--resume") == 0)
+        resume = argv[i];
+      const char *key = strcmp(a, "--progress-ms") == 0 ? "progress_ms" : a + 2;
+      snprintf(optbuf[nopts], sizeof optbuf[nopts], "%s=%s", key, argv[i]);
+      run_options[nopts] = optbuf[nopts];
+      nopts++;
+    } else if (strcmp(a, "--json") == 0) {
+      run_options[nopts++] = "json=true";
     } else if (strcmp(a, "--offline") == 0) {
       offline = 1;
     } else if (strcmp(a, "--trusted") == 0) {
       /* scripts run trusted until the sandbox lands */
     } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
       level = ML_LEVEL_WARN;
+      run_options[nopts++] = "quiet=true";
     } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
       level = ML_LEVEL_DEBUG;
     } else {
@@ -63,21 +115,29 @@ int cmd_run(int argc, char **argv) {
       return ML_EXIT_USAGE;
     }
   }
-  if (i >= argc) {
+  run_options[nopts] = NULL;
+  char resumed_recipe[1024];
+  const char *script;
+  if (i < argc) {
+    script = argv[i];
+  } else if (resume) {
+    snprintf(resumed_recipe, sizeof resumed_recipe, "%s/recipes/v0001.lua", resume);
+    script = resumed_recipe;
+    argc = i + 1; /* no script arguments */
+  } else {
     fprintf(stderr, "moonloop run: no script given\n\n%s", run_usage);
     return ML_EXIT_USAGE;
   }
-  const char *script = argv[i];
 
   char err[1024];
-  struct ml_options opts = {config_path, offline, level};
+  struct ml_options opts = {config_path, offline, level, run_options};
   ml_runtime *m;
   int code = ml_runtime_new(&m, &opts, err, sizeof err);
   if (code != 0) {
     fprintf(stderr, "moonloop: %s%s\n", code == ML_EXIT_USAGE ? "config: " : "", err);
     return code;
   }
-  code = ml_runtime_run_file(m, script, argc - i - 1, argv + i + 1);
+  code = ml_runtime_run_file(m, script, i < argc ? argc - i - 1 : 0, argv + i + 1);
   ml_runtime_free(m);
   return code;
 }

@@ -40,6 +40,33 @@ int ml_runtime_new(ml_runtime **out, const struct ml_options *opts, char *err, s
     return ML_EXIT_FAILURE;
   }
   m->rt.log_level = (enum ml_log_level)opts->log_level;
+  /* Run options for the Lua library: package.loaded["moonloop.cli"]. */
+  lua_State *L = m->rt.L;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "loaded");
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_setfield(L, -2, "set");
+  for (const char *const *o = opts->run_options; o && *o; o++) {
+    const char *eq = strchr(*o, '=');
+    if (eq == NULL)
+      continue;
+    if ((size_t)(eq - *o) == 3 && strncmp(*o, "set", 3) == 0) {
+      lua_getfield(L, -1, "set");
+      lua_pushstring(L, eq + 1);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      lua_pop(L, 1);
+    } else {
+      lua_pushlstring(L, *o, (size_t)(eq - *o));
+      if (strcmp(eq + 1, "true") == 0)
+        lua_pushboolean(L, 1);
+      else
+        lua_pushstring(L, eq + 1);
+      lua_settable(L, -3);
+    }
+  }
+  lua_setfield(L, -2, "moonloop.cli");
+  lua_pop(L, 2);
   if (rt_require(&m->rt, "moonloop.task", err, errlen) != 0) {
     size_t n = strlen(err);
     snprintf(err + n, errlen - n, " (cannot load the runtime's Lua library: set "
@@ -87,9 +114,22 @@ int ml_runtime_run_file(ml_runtime *m, const char *path, int argc, char **argv) 
     lua_pop(L, 1);
     return ML_EXIT_USAGE;
   }
+  /* The first task is moonloop.boot.main(chunk, path, args...): it runs the chunk and
+   * drives it if it returns a recipe. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moonloop.boot");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    rt_log(rt, ML_LOG_ERROR, "cannot load the runtime's Lua library: %s", lua_tostring(L, -1));
+    lua_pop(L, 2);
+    return ML_EXIT_FAILURE;
+  }
+  lua_getfield(L, -1, "main");
+  lua_remove(L, -2);
+  lua_insert(L, -2); /* main chunk */
+  lua_pushstring(L, path);
   for (int k = 0; k < argc; k++)
     lua_pushstring(L, argv[k]);
-  struct ml_task *main_task = sched_spawn(L, argc, NULL);
+  struct ml_task *main_task = sched_spawn(L, argc + 2, NULL);
   rt->main_task = main_task;
   luaL_ref(L, LUA_REGISTRYINDEX); /* keep the handle and its outcome until the end */
   rt_run(rt);

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -38,6 +39,12 @@ static int l_info(lua_State *L) { return log_at(L, ML_LOG_INFO); }
 static int l_warn(lua_State *L) { return log_at(L, ML_LOG_WARN); }
 static int l_error(lua_State *L) { return log_at(L, ML_LOG_ERROR); }
 
+/* log.isatty(): whether stderr is a terminal (live progress lines vs periodic ones). */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(2));
+  return 1;
+}
+
 static int l_print(lua_State *L) {
   int n = lua_gettop(L);
   luaL_Buffer b;
@@ -59,7 +66,7 @@ static int l_print(lua_State *L) {
 
 void log_open(lua_State *L, struct ml_rt *rt) {
   static const luaL_Reg funcs[] = {{"debug", l_debug}, {"info", l_info}, {"warn", l_warn},
-                                   {"error", l_error}, {NULL, NULL}};
+                                   {"error", l_error}, {"isatty", l_isatty}, {NULL, NULL}};
   (void)rt;
   luaL_newlib(L, funcs);
   lua_setglobal(L, "log");

@@ -11,7 +11,7 @@ static int run_text(const char *text, int offline) {
   if (fd < 0 || write(fd, text, strlen(text)) < 0)
     return -1;
   close(fd);
-  struct ml_options opts = {NULL, offline, ML_LEVEL_ERROR};
+  struct ml_options opts = {NULL, offline, ML_LEVEL_ERROR, NULL};
   char err[512];
   ml_runtime *m;
   int code = ml_runtime_new(&m, &opts, err, sizeof err);
@@ -48,7 +48,7 @@ static void a_script_that_does_not_compile_returns_2(void) {
 }
 
 static void a_missing_config_file_returns_2(void) {
-  struct ml_options opts = {"/nonexistent/moonloop.lua", 0, ML_LEVEL_ERROR};
+  struct ml_options opts = {"/nonexistent/moonloop.lua", 0, ML_LEVEL_ERROR, NULL};
   char err[512] = "";
   ml_runtime *m = NULL;
   ML_CHECK_INT(ml_runtime_new(&m, &opts, err, sizeof err), 2);

@@ -1,0 +1,119 @@
+-- Recipes: asi.recipe{...} checks a recipe table and fills in the defaults of Agentic
+-- Self-Instruct. A recipe file returns the result; `moonloop run RECIPE.lua` then drives it
+-- (moonloop.runner). Unknown keys are errors, so a typo never silently changes a run.
+local accept = require "moonloop.accept"
+
+local M = {}
+
+local RECIPE_MARK = "moonloop.recipe"
+
+local DEFAULTS = {
+  roles = { challenger = "strong", checker = "judge", weak = "weak", strong = "strong",
+            judge = "judge", analyst = "strong" },
+  samples = { weak = 3, strong = 3 },
+  temperature = { challenger = 0.8, solver = 1.0 },
+  chunk = { size = 4000, overlap = 200 },
+  max_rounds = 8,
+  repair_attempts = 2,
+  concurrency = 16,
+  check = true,
+  gate_strong = true,
+  accept_all = false,
+}
+
+local KNOWN = {
+  name = "string", description = "string", sources = "string|table", challenger_prompt = "string",
+  refine_prompt = "string", roles = "table", samples = "table", temperature = "table",
+  chunk = "table", max_rounds = "number", repair_attempts = "number", concurrency = "number",
+  batch = "number", max_items = "number", check = "boolean", gate_strong = "boolean",
+  accept_all = "boolean", accept = "table", self_test = "function",
+}
+
+local function fail(name, msg)
+  error(("recipe %s: %s"):format(name or "?", msg), 3)
+end
+
+local function merge(defaults, given, name, field)
+  local out = {}
+  for k, v in pairs(defaults) do out[k] = v end
+  for k, v in pairs(given or {}) do
+    if defaults[k] == nil then
+      local known = {}
+      for dk in pairs(defaults) do known[#known + 1] = dk end
+      table.sort(known)
+      fail(name, ("%s.%s is not known (known: %s)"):format(field, k, table.concat(known, ", ")))
+    end
+    if type(v) ~= type(defaults[k]) then
+      fail(name, ("%s.%s must be a %s"):format(field, k, type(defaults[k])))
+    end
+    out[k] = v
+  end
+  return out
+end
+
+function M.is(v)
+  return type(v) == "table" and rawget(v, "kind") == RECIPE_MARK
+end
+
+function M.recipe(spec)
+  if type(spec) ~= "table" then error("asi.recipe expects a table", 2) end
+  local name = spec.name
+  if type(name) ~= "string" or not name:match("^[%w_.-]+$") then
+    fail(tostring(name), "name must be a non-empty string of letters, digits, '-', '_' or '.'")
+  end
+  for k, v in pairs(spec) do
+    local want = KNOWN[k]
+    if not want then
+      local known = {}
+      for kk in pairs(KNOWN) do known[#known + 1] = kk end
+      table.sort(known)
+      fail(name, ("unknown field %q (fields: %s)"):format(tostring(k), table.concat(known, ", ")))
+    end
+    if not want:find(type(v), 1, true) then
+      fail(name, ("field %q must be a %s, got %s"):format(k, want, type(v)))
+    end
+  end
+  if not spec.challenger_prompt then fail(name, "challenger_prompt is required") end
+  if not spec.sources then fail(name, "sources is required (a glob like \"data/*.txt\" or a list)") end
+  local r = { kind = RECIPE_MARK }
+  for k, v in pairs(spec) do r[k] = v end
+  for _, field in ipairs({ "roles", "samples", "temperature", "chunk" }) do
+    r[field] = merge(DEFAULTS[field], spec[field], name, field)
+  end
+  for _, field in ipairs({ "max_rounds", "repair_attempts", "concurrency", "check", "gate_strong",
+    "accept_all" }) do
+    if r[field] == nil then r[field] = DEFAULTS[field] end
+  end
+  if r.max_rounds < 1 or r.max_rounds ~= math.floor(r.max_rounds) then
+    fail(name, "max_rounds must be a positive integer")
+  end
+  if r.samples.weak < 1 or r.samples.strong < 1 then fail(name, "samples must be at least 1") end
+  local ok, th = pcall(accept.thresholds, spec.accept)
+  if not ok then fail(name, th) end
+  r.thresholds = th
+  return r
+end
+
+-- Apply --set key=value overrides ("max_rounds=4", "samples.weak=2", "accept.gap_min=0.3").
+function M.override(recipe, key, value)
+  local path = {}
+  for part in key:gmatch("[^.]+") do path[#path + 1] = part end
+  local t = recipe
+  for i = 1, #path - 1 do
+    t = t[path[i] == "accept" and "thresholds" or path[i]]
+    if type(t) ~= "table" then error(("--set %s: %s is not a table in the recipe"):format(key, path[i]), 0) end
+  end
+  local last = path[#path]
+  local old = t[last]
+  if old == nil then error(("--set %s: no such recipe parameter"):format(key), 0) end
+  local v
+  if type(old) == "number" then v = tonumber(value)
+  elseif type(old) == "boolean" then v = (value == "true") or (value ~= "false" and nil)
+  elseif type(old) == "string" then v = value end
+  if v == nil then
+    error(("--set %s: %q is not a valid %s"):format(key, value, type(old)), 0)
+  end
+  t[last] = v
+end
+
+return M

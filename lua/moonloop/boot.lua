@@ -1,0 +1,36 @@
+-- The first task of `moonloop run`: run the script; if it returns a recipe (asi.recipe),
+-- drive it with the runner, using the command-line options in package.loaded["moonloop.cli"].
+local asi = require "moonloop.asi"
+
+local M = {}
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.main(chunk, path, ...)
+  local results = table.pack(chunk(...))
+  local recipe = results[1]
+  if not asi.is(recipe) then return table.unpack(results, 1, results.n) end
+  local cli = package.loaded["moonloop.cli"] or {}
+  for _, kv in ipairs(cli.set or {}) do
+    local k, v = kv:match("^([%w_.]+)=(.*)$")
+    if not k then error(("--set %s: expected key=value"):format(kv), 0) end
+    asi.override(recipe, k, v)
+  end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local runner = require "moonloop.runner"
+  local summary = runner.run(recipe, {
+    out = cli.out, resume = cli.resume, json = cli.json, quiet = cli.quiet,
+    iterations = tonumber(cli.iterations), seed = tonumber(cli.seed),
+    concurrency = tonumber(cli.concurrency), progress_ms = tonumber(cli.progress_ms),
+    recipe_dir = dir, source = read_file(path),
+  })
+  return summary
+end
+
+return M
