@@ -29,8 +29,18 @@ local KNOWN = {
   accept_all = "boolean", accept = "table", self_test = "function",
 }
 
+-- A bad recipe is a usage error (exit 2) that names the recipe file and line.
 local function fail(name, msg)
-  error(("recipe %s: %s"):format(name or "?", msg), 3)
+  local where = ""
+  for level = 2, 8 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.short_src ~= debug.getinfo(1, "S").short_src and info.currentline > 0 then
+      where = ("%s:%d: "):format(info.short_src, info.currentline)
+      break
+    end
+  end
+  error(task.error("recipe", ("%srecipe %s: %s"):format(where, name or "?", msg)), 0)
 end
 
 local function merge(defaults, given, name, field)
@@ -89,7 +99,7 @@ function M.recipe(spec)
   end
   if r.samples.weak < 1 or r.samples.strong < 1 then fail(name, "samples must be at least 1") end
   local ok, th = pcall(accept.thresholds, spec.accept)
-  if not ok then fail(name, th) end
+  if not ok then fail(name, tostring(th)) end
   r.thresholds = th
   return r
 end

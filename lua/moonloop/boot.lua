@@ -23,6 +23,12 @@ function M.main(chunk, path, ...)
     asi.override(recipe, k, v)
   end
   local dir = path:match("^(.*)/[^/]*$") or "."
+  if cli.mode == "check" then
+    if not require("moonloop.check").run(recipe, path, read_file(path), dir) then
+      error(task.error("recipe", "moonloop check: " .. path .. " has problems (see above)"), 0)
+    end
+    return
+  end
   local runner = require "moonloop.runner"
   local summary = runner.run(recipe, {
     out = cli.out, resume = cli.resume, json = cli.json, quiet = cli.quiet,

@@ -3,5 +3,6 @@
 #define ML_CLI_H
 
 int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

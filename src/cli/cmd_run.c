@@ -54,14 +54,28 @@ int cmd_run(int argc, char **argv) {
   int nopts = 0;
   static char optbuf[64][512];
   int level = ML_LEVEL_INFO;
+  /* Options may come before or after the script (moonloop run recipe.lua --out d); the
+   * first other word is the script, the rest are its arguments; "--" ends the options. */
+  const char *script_arg = NULL;
+  char *script_args[256];
+  int nargs = 0, options_done = 0;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--") == 0) {
-      i++;
-      break;
+    if (!options_done && strcmp(a, "--") == 0) {
+      options_done = 1;
+      continue;
     }
-    if (a[0] != '-' || a[1] == '\0')
-      break;
+    if (options_done || a[0] != '-' || a[1] == '\0') {
+      if (script_arg == NULL) {
+        script_arg = a;
+      } else if (nargs < 256) {
+        script_args[nargs++] = argv[i];
+      } else {
+        fprintf(stderr, "moonloop run: too many script arguments\n");
+        return ML_EXIT_USAGE;
+      }
+      continue;
+    }
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       fputs(run_usage, stdout);
       return ML_EXIT_OK;
@@ -110,6 +124,8 @@ int cmd_run(int argc, char **argv) {
       run_options[nopts++] = "quiet=true";
     } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
       level = ML_LEVEL_DEBUG;
+    } else if (script_arg != NULL && nargs < 256) {
+      script_args[nargs++] = argv[i]; /* an option of the script's own */
     } else {
       fprintf(stderr, "moonloop run: unknown option '%s' (see moonloop run --help)\n", a);
       return ML_EXIT_USAGE;
@@ -118,12 +134,11 @@ int cmd_run(int argc, char **argv) {
   run_options[nopts] = NULL;
   char resumed_recipe[1024];
   const char *script;
-  if (i < argc) {
-    script = argv[i];
+  if (script_arg) {
+    script = script_arg;
   } else if (resume) {
     snprintf(resumed_recipe, sizeof resumed_recipe, "%s/recipes/v0001.lua", resume);
     script = resumed_recipe;
-    argc = i + 1; /* no script arguments */
   } else {
     fprintf(stderr, "moonloop run: no script given\n\n%s", run_usage);
     return ML_EXIT_USAGE;
@@ -137,7 +152,49 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "moonloop: %s%s\n", code == ML_EXIT_USAGE ? "config: " : "", err);
     return code;
   }
-  code = ml_runtime_run_file(m, script, i < argc ? argc - i - 1 : 0, argv + i + 1);
+  code = ml_runtime_run_file(m, script, nargs, script_args);
+  ml_runtime_free(m);
+  return code;
+}
+
+/* moonloop check [--config FILE] RECIPE.lua: the recipe is loaded as `run` would, then
+ * moonloop.check inspects it instead of running it. */
+int cmd_check(int argc, char **argv) {
+  const char *config_path = NULL;
+  int i;
+  for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      fputs("Usage: moonloop check [--config FILE] RECIPE.lua\n"
+            "\n"
+            "Compiles and loads the recipe, lists its editable regions (-- @editable NAME ...\n"
+            "-- @end), runs a two-round self-test on one work item against the built-in\n"
+            "simulator (never the network), and estimates the calls, tokens and cost of one\n"
+            "iteration from the prices in the config. Exit 0 when all is well, 2 when the\n"
+            "recipe does not load or has problems.\n",
+            stdout);
+      return ML_EXIT_OK;
+    }
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      fprintf(stderr, "moonloop check: unknown option '%s'\n", argv[i]);
+      return ML_EXIT_USAGE;
+    }
+  }
+  if (i != argc - 1) {
+    fprintf(stderr, "moonloop check: expects exactly one recipe file (see moonloop check --help)\n");
+    return ML_EXIT_USAGE;
+  }
+  const char *run_options[] = {"mode=check", NULL};
+  struct ml_options opts = {config_path, 0, ML_LEVEL_WARN, run_options};
+  char err[1024];
+  ml_runtime *m;
+  int code = ml_runtime_new(&m, &opts, err, sizeof err);
+  if (code != 0) {
+    fprintf(stderr, "moonloop: %s%s\n", code == ML_EXIT_USAGE ? "config: " : "", err);
+    return code;
+  }
+  code = ml_runtime_run_file(m, argv[i], 0, NULL);
   ml_runtime_free(m);
   return code;
 }

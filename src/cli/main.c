@@ -11,11 +11,16 @@ static const char usage[] =
     "Usage:\n"
     "  moonloop run [options] FILE.lua [ARGS...]   run a Lua script as the first task on the\n"
     "                                              event loop; exits when every task is done\n"
+    "  moonloop check [--config FILE] RECIPE.lua   load a recipe, list its editable regions,\n"
+    "                                              self-test it on the simulator (no network)\n"
+    "                                              and estimate the cost of one iteration\n"
     "  moonloop mock-server [options]              OpenAI-compatible server on 127.0.0.1 with\n"
     "                                              latency and fault injection (for tests)\n"
     "  moonloop --help | --version\n"
     "\n"
     "Run 'moonloop run --help' or 'moonloop mock-server --help' for their options.\n"
+    "Recipes: 'moonloop run recipes/agentic_self_instruct.lua' runs the flagship recipe (on\n"
+    "the offline simulator when no provider is configured) into runs/<recipe>-<time>/.\n"
     "\n"
     "Providers: with OPENAI_API_KEY (and optionally OPENAI_BASE_URL) set, llm.chat goes to\n"
     "that server; a moonloop.lua config file names several providers and role aliases; with\n"
@@ -40,6 +45,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "run") == 0)
     return cmd_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "check") == 0)
+    return cmd_check(argc - 1, argv + 1);
   if (strcmp(cmd, "mock-server") == 0)
     return mock_main(argc - 1, argv + 1);
   fprintf(stderr, "moonloop: unknown command '%s'\n\n%s", cmd, usage);

@@ -87,6 +87,8 @@ static int outcome(struct ml_rt *rt, struct ml_task *main_task) {
                              "park that nothing will wake)", stuck);
     return ML_EXIT_FAILURE;
   }
+  if (main_task->outcome == TASK_FAILED && main_task->usage_error)
+    return ML_EXIT_USAGE; /* a bad recipe: the message named its file and line */
   if (main_task->outcome != TASK_OK || rt->failed_unjoined > 0)
     return ML_EXIT_FAILURE;
   return ML_EXIT_OK;

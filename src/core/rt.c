@@ -18,6 +18,7 @@
 #include "llm/llm.h"
 #include "lua/json.h"
 #include "lua/log.h"
+#include "lua/modules.h"
 
 /* The signal handler can only reach the runtime through a global. */
 static struct ml_rt *signal_rt;
@@ -113,6 +114,7 @@ int rt_init(struct ml_rt *rt, char *err, size_t errlen) {
   ml_json_open(L);
   lua_setglobal(L, "json");
   log_open(L, rt);
+  modules_open(L, rt);
   return 0;
 }
 

@@ -283,6 +283,12 @@ static void task_finish(struct ml_rt *rt, struct ml_task *t, int status, int nre
       lua_pop(L, 2);
     }
     t->outcome = is_cancel ? TASK_CANCELLED : TASK_FAILED;
+    if (!is_cancel && lua_type(L, -1) == LUA_TTABLE) {
+      lua_getfield(L, -1, "kind");
+      const char *k = lua_tostring(L, -1);
+      t->usage_error = k && (strcmp(k, "recipe") == 0 || strcmp(k, "usage") == 0);
+      lua_pop(L, 1);
+    }
     lua_createtable(L, 0, 2); /* {error=, traceback=} */
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "error");

@@ -28,6 +28,7 @@ struct ml_task {
   int started;
   int cancel_requested;
   int unjoined_failure; /* failed with nobody joining; counted in rt->failed_unjoined */
+  int usage_error;      /* failed with an error of kind "recipe" or "usage": exit code 2 */
   const char *wait_what; /* what the task waits on, for diagnostics ("sleep", "llm.chat") */
 
   sched_cleanup_fn wait_cleanup;

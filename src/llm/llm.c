@@ -681,8 +681,45 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* llm.resolve(name) -> {provider=, kind=, model=, alias=, price={input=, output=}|nil}:
+ * what a role or model name maps to in the config (no keys, no URLs). */
+static int l_resolve(lua_State *L) {
+  struct ml_rt *rt = rt_from_lua(L);
+  const char *name = luaL_optstring(L, 1, NULL);
+  const struct llm_provider *p;
+  const char *model;
+  const struct llm_model *alias;
+  char err[512];
+  if (llm_config_resolve(&rt->llm->cfg, name, &p, &model, &alias, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, p->name);
+  lua_setfield(L, -2, "provider");
+  lua_pushstring(L, llm_kind_name(p->kind));
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, model);
+  lua_setfield(L, -2, "model");
+  if (alias) {
+    lua_pushstring(L, alias->alias);
+    lua_setfield(L, -2, "alias");
+    if (alias->has_price) {
+      lua_createtable(L, 0, 2);
+      lua_pushnumber(L, alias->price_in);
+      lua_setfield(L, -2, "input");
+      lua_pushnumber(L, alias->price_out);
+      lua_setfield(L, -2, "output");
+      lua_setfield(L, -2, "price");
+    }
+  }
+  return 1;
+}
+
 int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg) {
-  static const luaL_Reg funcs[] = {{"chat", l_chat}, {"stats", l_stats}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"chat", l_chat}, {"stats", l_stats}, {"resolve", l_resolve},
+                                   {NULL, NULL}};
   rt->llm = calloc(1, sizeof *rt->llm);
   if (rt->llm == NULL)
     return -1;

@@ -1,0 +1,142 @@
+-- moonloop check RECIPE.lua: does the recipe load, where are its editable regions, does a
+-- short self-test on the simulator go through, and what would one iteration cost. The
+-- self-test talks to the in-process simulator directly: no network, whatever the config.
+local loop = require "moonloop.loop"
+local sources = require "moonloop.sources"
+
+local M = {}
+
+-- Editable regions: text between "-- @editable NAME" and "-- @end" lines. Returns the list
+-- and a list of problems (unclosed, nested, duplicate names).
+function M.regions(source)
+  local regions, problems, open = {}, {}, nil
+  local seen = {}
+  local lineno = 0
+  for line in (source .. "\n"):gmatch("(.-)\r?\n") do
+    lineno = lineno + 1
+    local name = line:match("^%s*%-%-%s*@editable%s+([%w_]+)%s*$")
+    if name then
+      if open then
+        problems[#problems + 1] = ("line %d: region %q starts inside region %q (line %d)"):format(
+          lineno, name, open.name, open.first)
+      end
+      if seen[name] then
+        problems[#problems + 1] = ("line %d: region %q is defined twice"):format(lineno, name)
+      end
+      seen[name] = true
+      open = { name = name, first = lineno, lines = {} }
+    elseif line:match("^%s*%-%-%s*@end%s*$") then
+      if not open then
+        problems[#problems + 1] = ("line %d: @end without @editable"):format(lineno)
+      else
+        open.last = lineno
+        open.text = table.concat(open.lines, "\n")
+        regions[#regions + 1] = open
+        open = nil
+      end
+    elseif open then
+      open.lines[#open.lines + 1] = line
+    end
+  end
+  if open then
+    problems[#problems + 1] = ("line %d: region %q is never closed with -- @end"):format(open.first, open.name)
+  end
+  return regions, problems
+end
+
+-- The OpenAI-style body the simulator expects, built from an llm.chat spec.
+local function sim_chat(spec)
+  local sim = require "moonloop.sim.provider"
+  local messages = {}
+  if spec.system then messages[1] = { role = "system", content = spec.system } end
+  for _, m in ipairs(spec.messages) do messages[#messages + 1] = m end
+  local body = { model = spec.model, messages = messages, seed = spec.seed,
+    temperature = spec.temperature }
+  local choices = sim.chat(body, { n = 1, model = spec.model, tags = spec.tags })
+  local c = choices[1]
+  return { text = c.text, usage = c.usage, finish_reason = c.finish_reason }
+end
+
+local function count_calls(recipe)
+  return 2 + 2 * recipe.samples.weak + 2 * recipe.samples.strong
+end
+
+function M.run(recipe, path, source, recipe_dir)
+  local out = {}
+  local function say(...) out[#out + 1] = string.format(...) end
+  local ok_all = true
+
+  local items = sources.load(recipe, recipe_dir)
+  say("recipe %s (%s): loads; %d work items from its sources", recipe.name, path, #items)
+
+  local regions, problems = M.regions(source or "")
+  if #regions == 0 and #problems == 0 then
+    say("editable regions: none (self-edits will have nothing to change)")
+  else
+    say("editable regions:")
+    for _, r in ipairs(regions) do
+      say("  %-20s lines %d-%d (%d bytes)", r.name, r.first, r.last, #r.text)
+    end
+    for _, p in ipairs(problems) do say("  problem: %s", p); ok_all = false end
+  end
+
+  -- Self-test: one item, up to two rounds, on the simulator.
+  local tokens, calls = 0, 0
+  local cats = {}
+  local test_recipe = setmetatable({ max_rounds = math.min(2, recipe.max_rounds) }, { __index = recipe })
+  local ctx = {
+    recipe = test_recipe,
+    seed_for = function(...) return select("#", ...) end,
+    count = function() end,
+    on_round = function(_, rec) cats[#cats + 1] = rec.category end,
+    chat = function(spec)
+      local r = sim_chat(spec)
+      calls = calls + 1
+      if r.usage then tokens = tokens + (r.usage.input or 0) + (r.usage.output or 0) end
+      return r
+    end,
+  }
+  local okrun, res = pcall(loop.run_item, ctx, items[1])
+  if not okrun then
+    ok_all = false
+    say("self-test on the simulator: FAILED: %s", tostring(res))
+  else
+    say("self-test on the simulator: %d round(s) on %s: %s; %d calls, %d tokens", #cats,
+      items[1].source, table.concat(cats, ", "), calls, tokens)
+  end
+  if recipe.self_test then
+    local ok, err = pcall(recipe.self_test, ctx)
+    say("recipe self_test: %s", ok and "passed" or ("FAILED: " .. tostring(err)))
+    ok_all = ok_all and ok
+  end
+
+  -- Cost of one iteration, an upper bound: every item uses every round and every call.
+  local per_round = count_calls(recipe)
+  local n = recipe.batch and math.min(recipe.batch, #items) or #items
+  local max_calls = n * recipe.max_rounds * per_round
+  local tokens_per_call = calls > 0 and tokens / calls or 0
+  local cost, unpriced = 0, {}
+  local share = { challenger = 1, checker = 1, weak = recipe.samples.weak,
+    strong = recipe.samples.strong, judge = recipe.samples.weak + recipe.samples.strong }
+  for role, k in pairs(share) do
+    local m = llm.resolve(recipe.roles[role])
+    local calls_role = n * recipe.max_rounds * k
+    if m and m.price then
+      cost = cost + calls_role * tokens_per_call * (m.price.input + m.price.output) / 2 / 1e6
+    else
+      unpriced[#unpriced + 1] = role .. " (" .. tostring(recipe.roles[role]) .. ")"
+    end
+  end
+  table.sort(unpriced)
+  say("one iteration: %d items x at most %d rounds x %d calls = at most %d calls, about %.1fM tokens",
+    n, recipe.max_rounds, per_round, max_calls, max_calls * tokens_per_call / 1e6)
+  if #unpriced == 0 then
+    say("estimated cost of one iteration: at most $%.2f", cost)
+  else
+    say("estimated cost: unknown, no price configured for %s", table.concat(unpriced, ", "))
+  end
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  return ok_all
+end
+
+return M

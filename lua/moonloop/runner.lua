@@ -1,0 +1,263 @@
+-- Running a recipe: the run directory, work items, iterations, concurrency, the request
+-- journal, progress, resume, the dataset files and the closing summary.
+local loop = require "moonloop.loop"
+local sources = require "moonloop.sources"
+local store = require "moonloop.store"
+
+local M = {}
+
+-- A 31-bit seed for one call, from the run seed and where the call sits. Pure Lua FNV-1a
+-- over the parts, so it is the same on every machine and in every process.
+local function seed_for(run_seed)
+  return function(...)
+    local h = 0xcbf29ce484222325 ~ run_seed
+    for _, part in ipairs({ ... }) do
+      local s = tostring(part) .. "\0"
+      for i = 1, #s do h = (h ~ s:byte(i)) * 0x100000001b3 end
+    end
+    return (h ~ (h >> 31)) & 0x7fffffff
+  end
+end
+
+-- llm.chat through the journal: a recorded answer is returned without a request.
+local function journaled_chat(st, counters)
+  return function(spec)
+    local request = json.encode(spec, { sort_keys = true })
+    local key = text.hash(request)
+    local saved = st:journal_get(key)
+    if saved then
+      counters.replayed = counters.replayed + 1
+      local r = json.decode(saved)
+      r.replayed = true
+      return r
+    end
+    local r = llm.chat(spec)
+    counters.sent = counters.sent + 1
+    local keep = { text = r.text, finish_reason = r.finish_reason, usage = r.usage,
+      cost_usd = r.cost_usd, latency_ms = r.latency_ms, model = r.model, provider = r.provider }
+    st:journal_put(key, spec.tags or {}, request, json.encode(keep, { sort_keys = true }), r)
+    return r
+  end
+end
+
+local function example_record(recipe, item, outcome, version)
+  local ex, rec = outcome.example, outcome.record
+  local function scores(list)
+    local out = {}
+    for _, s in ipairs(list or {}) do out[#out + 1] = s.score end
+    return json.array(out)
+  end
+  return {
+    messages = json.array({
+      { role = "user", content = ex.context .. "\n\n" .. ex.question },
+      { role = "assistant", content = ex.reference_answer },
+    }),
+    question = ex.question, context = ex.context, reference_answer = ex.reference_answer,
+    question_type = ex.question_type, rubric = json.array(ex.rubric),
+    provenance = {
+      recipe = recipe.name, recipe_version = version, source = item.source, chunk = item.chunk,
+      item = item.id, rounds = outcome.rounds,
+      models = { challenger = recipe.roles.challenger, weak = recipe.roles.weak,
+                 strong = recipe.roles.strong, judge = recipe.roles.judge },
+      weak_scores = scores(rec.weak), strong_scores = scores(rec.strong),
+      weak_mean = rec.weak_mean, strong_mean = rec.strong_mean, gap = rec.gap,
+    },
+  }
+end
+
+local function write_outputs(st, dir)
+  local lines = {}
+  for _, row in ipairs(st:examples()) do lines[#lines + 1] = row.record end
+  fs.write(fs.join(dir, "dataset.jsonl"), #lines > 0 and table.concat(lines, "\n") .. "\n" or "")
+  local rej = {}
+  for _, row in ipairs(st:rejected_rounds()) do
+    local rec = json.decode(row.record)
+    rej[#rej + 1] = json.encode({
+      item = row.item_id, round = row.round, category = row.category, reason = row.reason,
+      question = rec.example and rec.example.question or json.null,
+      weak_mean = row.weak_mean or json.null, strong_mean = row.strong_mean or json.null,
+      gap = row.gap or json.null,
+    }, { sort_keys = true })
+  end
+  fs.write(fs.join(dir, "rejected.jsonl"), #rej > 0 and table.concat(rej, "\n") .. "\n" or "")
+end
+
+local function fmt_num(v, pat) return v and (pat or "%.2f"):format(v) or "-" end
+
+-- The closing summary, for people (stderr) and for --json (one event on stdout).
+local function summarize(st, dir, counters, opts, elapsed)
+  local t = st:totals()
+  local s = {
+    event = "summary", items = t.items, accepted = t.accepted, exhausted = t.exhausted,
+    errors = t.errors, pending = t.pending,
+    acceptance_rate = t.items > 0 and t.accepted / t.items or 0,
+    weak_mean = t.weak, strong_mean = t.strong, gap = t.gap,
+    rounds_per_example = t.rounds_per_example, rounds = t.rounds,
+    calls_per_example = t.accepted > 0 and t.calls / t.accepted or json.null,
+    tokens_per_example = t.accepted > 0 and (t.input_tokens + t.output_tokens) / t.accepted or json.null,
+    calls_sent = counters.sent, calls_replayed = counters.replayed,
+    input_tokens = t.input_tokens, output_tokens = t.output_tokens,
+    cost_usd = (t.unpriced == 0 and t.calls > 0) and t.cost or json.null,
+    categories = t.categories, dir = dir, seconds = elapsed,
+  }
+  if opts.json then
+    io.stdout:write(json.encode(s, { sort_keys = true }), "\n")
+    io.stdout:flush()
+  end
+  if opts.quiet then return s end
+  local out = {}
+  local function say(...) out[#out + 1] = string.format(...) end
+  say("")
+  say("accepted %d of %d items (%.0f%%); %d exhausted their rounds, %d failed, %d not finished",
+    t.accepted, t.items, 100 * s.acceptance_rate, t.exhausted, t.errors, t.pending)
+  say("accepted examples: weak %s, strong %s, gap %s, %s rounds per example",
+    fmt_num(t.weak), fmt_num(t.strong), fmt_num(t.gap), fmt_num(t.rounds_per_example, "%.1f"))
+  local cats = {}
+  for k, v in pairs(t.categories) do cats[#cats + 1] = ("%s %d"):format(k, v) end
+  table.sort(cats)
+  say("rounds: %d (%s)", t.rounds, table.concat(cats, ", "))
+  say("LLM calls: %d (%d sent now, %d answered from the journal); per accepted example: %s calls, %s tokens",
+    t.calls, counters.sent, counters.replayed,
+    t.accepted > 0 and ("%.0f"):format(t.calls / t.accepted) or "-",
+    t.accepted > 0 and ("%.0f"):format((t.input_tokens + t.output_tokens) / t.accepted) or "-")
+  say("tokens: %d in, %d out; cost %s", t.input_tokens, t.output_tokens,
+    s.cost_usd ~= json.null and ("$%.4f"):format(t.cost) or "unknown (no price configured for some models)")
+  say("dataset:  %s", fs.join(dir, "dataset.jsonl"))
+  say("rejected: %s", fs.join(dir, "rejected.jsonl"))
+  say("run:      %s (resume with: moonloop run --resume %s)", fs.join(dir, "run.db"), dir)
+  io.stderr:write(table.concat(out, "\n"), "\n")
+  return s
+end
+
+local function progress_task(state, opts)
+  local tty = log.isatty()
+  local every = tty and 500 or (opts.progress_ms or 10000)
+  return task.spawn(function()
+    while true do
+      task.sleep(every)
+      local st = llm.stats()
+      local elapsed = (os.time() - state.t0)
+      local done = state.done
+      local rate = elapsed > 0 and st.requests / elapsed or 0
+      local eta = done > 0 and (state.total - done) * elapsed / done or nil
+      local line = ("iteration %d/%d  items %d/%d  accepted %d  rounds %d  in flight %d  %.0f req/s  tokens %d  cost %s  ETA %s"):format(
+        state.iteration, state.iterations, done, state.total, state.accepted, state.rounds,
+        st.in_flight, rate, st.input_tokens + st.output_tokens,
+        st.cost_usd and ("$%.2f"):format(st.cost_usd) or "?",
+        eta and ("%ds"):format(math.floor(eta)) or "?")
+      if opts.json then
+        io.stdout:write(json.encode({ event = "progress", iteration = state.iteration,
+          items_done = done, items = state.total, accepted = state.accepted, rounds = state.rounds,
+          in_flight = st.in_flight, requests = st.requests }, { sort_keys = true }), "\n")
+        io.stdout:flush()
+      elseif not opts.quiet then
+        io.stderr:write(tty and ("\r\27[K" .. line) or (line .. "\n"))
+        io.stderr:flush()
+      end
+    end
+  end)
+end
+
+-- Run (or resume) a recipe. opts: out, resume, iterations, seed, concurrency, json, quiet,
+-- recipe_path, recipe_dir, source (the recipe file's text).
+function M.run(recipe, opts)
+  local t0 = os.time()
+  local dir = opts.resume or opts.out or
+    fs.join("runs", recipe.name .. "-" .. os.date("!%Y%m%dT%H%M%SZ"))
+  fs.mkdir(fs.join(dir, "recipes"))
+  local st = store.open(fs.join(dir, "run.db"))
+  local resuming = st:get_meta("recipe") ~= nil
+  if resuming and st:get_meta("recipe") ~= recipe.name then
+    error(("%s holds a run of recipe %q, not %q"):format(dir, st:get_meta("recipe"), recipe.name), 0)
+  end
+  local seed = tonumber(resuming and st:get_meta("seed") or opts.seed) or 1
+  if not resuming then
+    st:set_meta("recipe", recipe.name)
+    st:set_meta("seed", seed)
+    st:set_meta("recipe_dir", opts.recipe_dir)
+    st:set_meta("created", os.date("!%Y-%m-%dT%H:%M:%SZ"))
+    local items = sources.load(recipe, opts.recipe_dir)
+    local batch = recipe.batch or #items
+    for _, it in ipairs(items) do it.iteration = (it.id - 1) // batch + 1 end
+    st:add_items(items)
+    local path = fs.join(dir, "recipes", "v0001.lua")
+    if opts.source then fs.write(path, opts.source) end
+    st:save_version({ version = 1, path = path, source = opts.source })
+  end
+  local version = 1
+
+  local items = st:items()
+  local by_iteration, last_iteration = {}, 0
+  local state = { t0 = t0, total = #items, done = 0, accepted = 0, rounds = 0, iteration = 0 }
+  for _, it in ipairs(items) do
+    last_iteration = math.max(last_iteration, it.iteration)
+    if it.status == "accepted" or it.status == "exhausted" then
+      state.done = state.done + 1
+      if it.status == "accepted" then state.accepted = state.accepted + 1 end
+    else
+      by_iteration[it.iteration] = by_iteration[it.iteration] or {}
+      table.insert(by_iteration[it.iteration], it)
+    end
+  end
+  state.iterations = last_iteration
+  if not opts.quiet then
+    io.stderr:write(("moonloop: %s %s: %d items in %d iteration(s), %d left; run directory %s\n"):format(
+      resuming and "resuming" or "running", recipe.name, #items, last_iteration,
+      #items - state.done, dir))
+  end
+
+  local counters = { sent = 0, replayed = 0, repairs = 0 }
+  local ctx = {
+    recipe = recipe, chat = journaled_chat(st, counters), seed_for = seed_for(seed),
+    count = function(what) counters[what] = (counters[what] or 0) + 1 end,
+    on_round = function(_, rec)
+      st:save_round(rec, version)
+      state.rounds = state.rounds + 1
+    end,
+  }
+  local progress = progress_task(state, opts)
+  -- Whatever ends the run (done, an error, Ctrl-C), the files reflect what run.db holds.
+  local finalize <close> = setmetatable({}, { __close = function(_, err)
+    progress:cancel()
+    if err ~= nil then
+      if not opts.quiet and log.isatty() then io.stderr:write("\r\27[K") end
+      local ok, werr = pcall(write_outputs, st, dir)
+      if not ok then log.error("could not write the dataset files: %s", tostring(werr)) end
+      io.stderr:write(("moonloop: stopped; what is done is in %s (resume with: moonloop run --resume %s)\n"):format(dir, dir))
+    end
+    st:close()
+  end })
+
+  local first_error
+  local ran = 0
+  for iteration = 1, last_iteration do
+    local todo = by_iteration[iteration]
+    if todo then
+      if opts.iterations and ran >= opts.iterations then break end
+      ran = ran + 1
+      state.iteration = iteration
+      task.map(todo, function(item)
+        local ok, outcome = pcall(loop.run_item, ctx, item)
+        if not ok then
+          first_error = first_error or outcome
+          log.warn("item %d (%s) failed: %s", item.id, item.source, tostring(outcome))
+          outcome = { status = "error", rounds = 0, error = tostring(outcome) }
+        end
+        local record = outcome.status == "accepted" and example_record(recipe, item, outcome, version)
+        st:finish_item(item, outcome, record or nil, version)
+        state.done = state.done + 1
+        if outcome.status == "accepted" then state.accepted = state.accepted + 1 end
+        if opts.json then
+          io.stdout:write(json.encode({ event = "item", item = item.id, status = outcome.status,
+            rounds = outcome.rounds }, { sort_keys = true }), "\n")
+        end
+      end, { limit = opts.concurrency or recipe.concurrency })
+    end
+  end
+  progress:cancel()
+  if not opts.quiet and log.isatty() then io.stderr:write("\r\27[K") end
+  write_outputs(st, dir)
+  return summarize(st, dir, counters, opts, os.time() - t0), first_error
+end
+
+return M
