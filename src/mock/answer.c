@@ -186,8 +186,8 @@ int mock_answer_open(struct mock_answerer *a, const char *path, char *err, size_
   }
   if (!lua_istable(L, -1)) {
     snprintf(err, errlen,
-             "mock-server: answer file %s must return a table { chat = function(req, index) "
-             "... end }, got a %s",
+             "mock-server: answer file %s must return a table { chat = function(req, index, "
+             "meta) ... end }, got a %s",
              path, luaL_typename(L, -1));
     goto fail;
   }
@@ -288,8 +288,8 @@ static size_t prompt_bytes(const cJSON *req) {
   return total;
 }
 
-int mock_answer_chat(struct mock_answerer *a, const void *req_json, int n, struct mock_choice *out,
-                     char *err, size_t errlen) {
+int mock_answer_chat(struct mock_answerer *a, const void *req_json, int n, const char *role,
+                     size_t role_len, struct mock_choice *out, char *err, size_t errlen) {
   lua_State *L = a->L;
   const cJSON *req = req_json;
   a->base = lua_gettop(L);
@@ -302,12 +302,20 @@ int mock_answer_chat(struct mock_answerer *a, const void *req_json, int n, struc
   if (ml_json_push(L, req, err, errlen) != 0)
     goto fail;
   int arg = lua_gettop(L);
+  /* meta: what the request says about itself outside the body (the role header). */
+  lua_createtable(L, 0, 1);
+  if (role != NULL) {
+    lua_pushlstring(L, role, role_len);
+    lua_setfield(L, -2, "role");
+  }
+  int meta = lua_gettop(L);
   long long prompt = -1;
   for (int i = 0; i < n; i++) {
     lua_pushvalue(L, fn);
     lua_pushvalue(L, arg);
     lua_pushinteger(L, i);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    lua_pushvalue(L, meta);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
       const char *msg = luaL_tolstring(L, -1, NULL);
       snprintf(err, errlen, "answer function failed: %s", msg);
       goto fail;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/paths.h"
+
 static const char HELP[] =
     "usage: moonloop mock-server [options]\n"
     "\n"
@@ -31,6 +33,10 @@ static const char HELP[] =
     "                         bytes, body_hash\n"
     "  --answer FILE.lua      answer function (default: lua/moonloop/mock/answer.lua, whose\n"
     "                         header documents the contract)\n"
+    "  --sim                  answer from the simulator: short for --answer\n"
+    "                         lua/moonloop/sim/answer.lua; the role each request plays\n"
+    "                         comes from its X-Moonloop-Role header (llm.chat sends\n"
+    "                         tags.role there)\n"
     "  --latency SPEC         delay before answering a chat request, in ms:\n"
     "                           MS                fixed, e.g. 250\n"
     "                           uniform:MIN:MAX   e.g. uniform:100:900\n"
@@ -58,6 +64,7 @@ static const char HELP[] =
     "Per-request overrides (request headers), for tests that need one exact outcome:\n"
     "  X-Mock-Fault: KIND     force a fault (or \"none\") for this request\n"
     "  X-Mock-Latency: MS     use this delay for this request\n"
+    "  X-Moonloop-Role: ROLE  passed to the answer function as meta.role\n"
     "\n"
     "Faults and latency apply to chat completions only. SIGINT or SIGTERM stops the server\n"
     "(exit 0).\n"
@@ -66,6 +73,7 @@ static const char HELP[] =
     "  moonloop mock-server --port 0 --port-file /tmp/port\n"
     "  moonloop mock-server --latency exp:800 --fault 429=0.05 --fault reset=0.01 --seed 7\n"
     "  moonloop mock-server --latency 1000 --stream-interval 20 --log requests.jsonl\n"
+    "  moonloop mock-server --sim --latency exp:300\n"
     "  curl -s localhost:8089/v1/chat/completions -H 'X-Mock-Fault: 503' \\\n"
     "       -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'\n";
 
@@ -149,6 +157,23 @@ static int parse_fault(struct mock_config *cfg, const char *s, char *err, size_t
   return 0;
 }
 
+/* --sim: the simulator's answer file in the runtime's Lua library. */
+static int set_sim_answer(struct mock_config *cfg, char *err, size_t errlen) {
+  static char path[4096];
+  if (cfg->answer_path) {
+    snprintf(err, errlen, "mock-server: give one of --answer and --sim, once");
+    return -1;
+  }
+  const char *dir = ml_lua_dir();
+  int n = snprintf(path, sizeof path, "%s/moonloop/sim/answer.lua", dir);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    snprintf(err, errlen, "mock-server: --sim: Lua library path too long: %s", dir);
+    return -1;
+  }
+  cfg->answer_path = path;
+  return 0;
+}
+
 static void set_defaults(struct mock_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->host = "127.0.0.1";
@@ -170,6 +195,11 @@ int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, s
     }
     if (strcmp(arg, "--allow-remote") == 0) {
       cfg->allow_remote = 1;
+      continue;
+    }
+    if (strcmp(arg, "--sim") == 0) {
+      if (set_sim_answer(cfg, err, errlen))
+        return -1;
       continue;
     }
     if (strncmp(arg, "--", 2) != 0) {
@@ -229,6 +259,10 @@ int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, s
     } else if (strcmp(flag, "--log") == 0) {
       cfg->log_path = val;
     } else if (strcmp(flag, "--answer") == 0) {
+      if (cfg->answer_path) {
+        snprintf(err, errlen, "mock-server: give one of --answer and --sim, once");
+        return -1;
+      }
       cfg->answer_path = val;
     } else if (strcmp(flag, "--latency") == 0) {
       if (mock_parse_latency(val, &cfg->latency))

@@ -123,7 +123,8 @@ static int put_completion(struct mock_conn *c, const struct mock_chat *chat,
 /* ---- Chat completions ----------------------------------------------------------- */
 
 /* Parse the chat request and render the answer (or the 400/500 it deserves). */
-static int build_chat(struct mock_conn *c, const char *body, size_t len, enum mock_fault fault) {
+static int build_chat(struct mock_conn *c, const char *body, size_t len, const char *role,
+                      size_t role_len, enum mock_fault fault) {
   struct mock_server *srv = c->srv;
   const char *bad = NULL;
   char err[1024];
@@ -165,7 +166,7 @@ static int build_chat(struct mock_conn *c, const char *body, size_t len, enum mo
           c->stream && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage")),
       .stream_chunks = srv->cfg.stream_chunks,
   };
-  if (mock_answer_chat(&srv->ans, j, n, srv->choices, err, sizeof err) != 0) {
+  if (mock_answer_chat(&srv->ans, j, n, role, role_len, srv->choices, err, sizeof err) != 0) {
     if (srv->ans.errors_reported++ < 10)
       fprintf(stderr, "mock-server: %s: %s\n", srv->ans.path, err);
     c->fault = MOCK_FAULT_NONE;
@@ -243,7 +244,13 @@ static int handle_chat(struct mock_conn *c, const char *base, uint64_t *latency)
     c->out.len = c->limit = 0;
     c->after = AFTER_RESET;
     return 0;
-  default: return build_chat(c, base + r->body.off, r->body.len, fault);
+  default:
+    /* The simulator plays the role the client names (llm.chat sends tags.role). */
+    if (!mreq_header(r, base, "x-moonloop-role", &v, &vn)) {
+      v = NULL;
+      vn = 0;
+    }
+    return build_chat(c, base + r->body.off, r->body.len, v, vn, fault);
   }
 }
 

@@ -115,10 +115,11 @@ struct mock_answerer {
 int mock_answer_open(struct mock_answerer *a, const char *path, char *err, size_t errlen);
 void mock_answer_close(struct mock_answerer *a);
 
-/* Call chat(req, i) for i = 0..n-1. On success fills out[0..n) (strings stay valid until
- * mock_answer_release) and returns 0. Returns -1 with the Lua error in err. */
-int mock_answer_chat(struct mock_answerer *a, const void *req_json, int n, struct mock_choice *out,
-                     char *err, size_t errlen);
+/* Call chat(req, i, meta) for i = 0..n-1, where meta = { role = role } (role is the
+ * X-Moonloop-Role header, or NULL for none). On success fills out[0..n) (strings stay
+ * valid until mock_answer_release) and returns 0. Returns -1 with the Lua error in err. */
+int mock_answer_chat(struct mock_answerer *a, const void *req_json, int n, const char *role,
+                     size_t role_len, struct mock_choice *out, char *err, size_t errlen);
 void mock_answer_release(struct mock_answerer *a);
 
 /* What a chat completion response is rendered from. */

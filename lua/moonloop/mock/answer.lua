@@ -1,14 +1,18 @@
 -- The default answer function of `moonloop mock-server`: deterministic replies derived
 -- from a hash of the request's messages, so the same request always gets the same bytes
--- and tests can compare runs. The simulator replaces it through `--answer FILE.lua`.
+-- and tests can compare runs. The simulator replaces it through `--sim` (short for
+-- `--answer lua/moonloop/sim/answer.lua`).
 --
 -- Contract (what any file given to `--answer` must follow):
 --   The file returns a table with one field:
---     chat(req, index) -> { text = STRING,            -- required: the assistant message
---                           finish_reason = STRING,   -- optional, default "stop"
---                           usage = { input = N, output = M } }  -- optional token counts
+--     chat(req, index, meta) -> { text = STRING,            -- required: the message
+--                                 finish_reason = STRING,   -- optional, default "stop"
+--                                 usage = { input = N, output = M } }  -- optional
 --   `req` is the request body (decoded JSON) as a Lua table; JSON null is `json.null`.
 --   `index` is the 0-based choice index; chat is called once per choice when n > 1.
+--   `meta` holds what the request says outside its body: `meta.role` is the value of
+--   the X-Moonloop-Role header (llm.chat sends tags.role there), nil without one.
+--   Functions written for the older chat(req, index) keep working.
 --   Returning a plain string is short for { text = STRING }. Missing usage fields are
 --   estimated as bytes / 4. Raising an error answers HTTP 500 with the error message in
 --   the OpenAI error body; the server keeps running.
