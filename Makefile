@@ -5,13 +5,14 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build demo test asan bench fuzz clean help
+.PHONY: all deps build demo compare test asan bench fuzz clean help
 
 all: build
 
 help:
 	@echo "make demo    install deps, build, run the demo on the offline mock server"
 	@echo "make test    install deps, build, run the whole test suite (ctest)"
+	@echo "make compare ASI vs CoT Self-Instruct on the same sources, the paper's table"
 	@echo "make asan    the same tests in an AddressSanitizer + UBSan build ($(ASAN_BUILD)/)"
 	@echo "make bench   benchmarks against nginx and curl --parallel (tests/bench/)"
 	@echo "make deps    install missing Debian packages (root), or print the apt-get command"
@@ -28,6 +29,9 @@ build: deps $(BUILD)/CMakeCache.txt
 
 demo: build
 	@scripts/demo.sh $(BUILD)/moonloop
+
+compare: build
+	$(BUILD)/moonloop run --offline recipes/compare.lua
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900

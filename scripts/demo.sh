@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# make demo: start the mock server on a free loopback port (random latency, a few
-# injected faults), point moonloop at it through OPENAI_BASE_URL, run recipes/demo.lua.
+# make demo: the flagship recipe (Agentic Self-Instruct) on the simulator, served over
+# HTTP by the mock server on a free loopback port with realistic latency, so the run shows
+# its progress line and ends with its summary and where the dataset and report are.
 set -euo pipefail
 bin=${1:-build/moonloop}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-trap 'kill "$mock_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-"$bin" mock-server --port 0 --port-file "$work/port" --latency uniform:50:400 \
-  --fault 500=0.02 --fault 429=0.02 --seed 7 2>"$work/mock.log" &
+mock_pid=
+trap '[ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null; rm -rf "$work"' EXIT
+"$bin" mock-server --sim --port 0 --port-file "$work/port" --latency exp:120 --seed 7 \
+  2>"$work/mock.log" &
 mock_pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 port=$(cat "$work/port")
-echo "== mock server on http://127.0.0.1:$port (latency 50-400 ms, 2% HTTP 500, 2% HTTP 429)"
-echo "== moonloop run recipes/demo.lua"
+out="runs/demo-$(date -u +%Y%m%dT%H%M%SZ)"
+echo "== the simulated world answers on http://127.0.0.1:$port (challenger, checker, weak and"
+echo "   strong solvers, judge; about 120 ms a call). Nothing leaves this machine."
+echo "== moonloop run recipes/agentic_self_instruct.lua --out $out"
 OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=demo-not-a-real-key \
-  "$bin" run "$here/recipes/demo.lua"
-echo "== done. Try the README's first script: $bin run recipes/hello.lua (offline simulator)"
+  "$bin" run "$here/recipes/agentic_self_instruct.lua" --out "$out" --progress-ms 1000
+echo
+echo "== first accepted example:"
+head -n 1 "$out/dataset.jsonl" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    p = e["provenance"]
+    print("   question:", e["question"][:300])
+    print("   weak %.2f, strong %.2f, gap %.2f after %d rounds" % (p["weak_mean"], p["strong_mean"], p["gap"], p["rounds"]))
+' 2>/dev/null || true
+echo "== compare with the single-pass baseline: make compare"

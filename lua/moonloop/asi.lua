@@ -29,16 +29,21 @@ local KNOWN = {
   accept_all = "boolean", accept = "table", self_test = "function",
 }
 
--- A bad recipe is a usage error (exit 2) that names the recipe file and line.
-local function fail(name, msg)
+-- A bad recipe is a usage error (exit 2). `field` lets the caller point at the line of the
+-- recipe file that sets it (`return asi.recipe{...}` is a tail call, so the recipe's own
+-- frame is gone by the time we look).
+local function fail(name, msg, field)
   local where = ""
-  for level = 2, 8 do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
-    if info.short_src ~= debug.getinfo(1, "S").short_src and info.currentline > 0 then
-      where = ("%s:%d: "):format(info.short_src, info.currentline)
-      break
+  local f = M.loading and io.open(M.loading, "rb")
+  if f then
+    local lineno, call_line, field_line = 0, nil, nil
+    for line in f:lines() do
+      lineno = lineno + 1
+      call_line = call_line or (line:find("asi.recipe", 1, true) and lineno)
+      if field and not field_line and line:match("^%s*" .. field .. "%s*=") then field_line = lineno end
     end
+    f:close()
+    if field_line or call_line then where = ("%s:%d: "):format(M.loading, field_line or call_line) end
   end
   error(task.error("recipe", ("%srecipe %s: %s"):format(where, name or "?", msg)), 0)
 end
@@ -51,10 +56,10 @@ local function merge(defaults, given, name, field)
       local known = {}
       for dk in pairs(defaults) do known[#known + 1] = dk end
       table.sort(known)
-      fail(name, ("%s.%s is not known (known: %s)"):format(field, k, table.concat(known, ", ")))
+      fail(name, ("%s.%s is not known (known: %s)"):format(field, k, table.concat(known, ", ")), k)
     end
     if type(v) ~= type(defaults[k]) then
-      fail(name, ("%s.%s must be a %s"):format(field, k, type(defaults[k])))
+      fail(name, ("%s.%s must be a %s"):format(field, k, type(defaults[k])), k)
     end
     out[k] = v
   end
@@ -77,10 +82,10 @@ function M.recipe(spec)
       local known = {}
       for kk in pairs(KNOWN) do known[#known + 1] = kk end
       table.sort(known)
-      fail(name, ("unknown field %q (fields: %s)"):format(tostring(k), table.concat(known, ", ")))
+      fail(name, ("unknown field %q (fields: %s)"):format(tostring(k), table.concat(known, ", ")), k)
     end
     if not want:find(type(v), 1, true) then
-      fail(name, ("field %q must be a %s, got %s"):format(k, want, type(v)))
+      fail(name, ("field %q must be a %s, got %s"):format(k, want, type(v)), k)
     end
   end
   if not spec.challenger_prompt then fail(name, "challenger_prompt is required") end
@@ -99,7 +104,7 @@ function M.recipe(spec)
   end
   if r.samples.weak < 1 or r.samples.strong < 1 then fail(name, "samples must be at least 1") end
   local ok, th = pcall(accept.thresholds, spec.accept)
-  if not ok then fail(name, tostring(th)) end
+  if not ok then fail(name, tostring(th), tostring(th):match("accept%.([%w_]+)")) end
   r.thresholds = th
   return r
 end

@@ -13,7 +13,9 @@ local function read_file(path)
 end
 
 function M.main(chunk, path, ...)
+  asi.loading = path -- so a bad recipe is reported at its own file and line
   local results = table.pack(chunk(...))
+  asi.loading = nil
   local recipe = results[1]
   if not asi.is(recipe) then return table.unpack(results, 1, results.n) end
   local cli = package.loaded["moonloop.cli"] or {}

@@ -304,10 +304,16 @@ static void task_finish(struct ml_rt *rt, struct ml_task *t, int status, int nre
     if (t->outcome == TASK_FAILED && t->njoiners == 0) {
       /* Nobody is waiting for it: say so now, so a background failure is never silent. */
       lua_getiuservalue(L, ud, 2);
-      lua_getfield(L, -1, "traceback");
-      rt_log(rt, ML_LOG_ERROR, "task #%llu failed: %s", (unsigned long long)t->id,
-             lua_tostring(L, -1));
-      lua_pop(L, 2);
+      if (t->usage_error) { /* the user's mistake, already located: no Lua traceback */
+        lua_getfield(L, -1, "error");
+        rt_log(rt, ML_LOG_ERROR, "%s", luaL_tolstring(L, -1, NULL));
+        lua_pop(L, 3);
+      } else {
+        lua_getfield(L, -1, "traceback");
+        rt_log(rt, ML_LOG_ERROR, "task #%llu failed: %s", (unsigned long long)t->id,
+               lua_tostring(L, -1));
+        lua_pop(L, 2);
+      }
       rt->failed_unjoined++;
       t->unjoined_failure = 1;
     }
