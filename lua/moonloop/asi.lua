@@ -27,6 +27,7 @@ local KNOWN = {
   chunk = "table", max_rounds = "number", repair_attempts = "number", concurrency = "number",
   batch = "number", max_items = "number", check = "boolean", gate_strong = "boolean",
   accept_all = "boolean", accept = "table", self_test = "function",
+  check_example = "function", verify = "function",
 }
 
 -- A bad recipe is a usage error (exit 2). `field` lets the caller point at the line of the

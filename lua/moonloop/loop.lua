@@ -31,8 +31,10 @@ function M.run_item(ctx, item)
       goto continue
     end
     rec.example = ex
-    if recipe.check then
-      local qv = roles.check(ctx, item, ex, round)
+    if recipe.check_example or recipe.check then
+      -- A recipe may check examples itself (by running code, say) instead of asking a model.
+      local qv = recipe.check_example and recipe.check_example(ctx, item, ex)
+        or roles.check(ctx, item, ex, round)
       rec.checker = qv
       if not qv.pass then
         rec.category, rec.reason = "failed_quality", "quality check: " .. qv.reason

@@ -105,11 +105,11 @@ function M.validate_example(v, min_positive)
   end
   local rb, why = rubric.parse(v.rubric, { min_positive = min_positive or 1 })
   if not rb then return nil, why end
-  return {
-    context = v.context, question = v.question, reference_answer = v.reference_answer,
-    question_type = type(v.question_type) == "string" and v.question_type or "unspecified",
-    rubric = rb,
-  }
+  local ex = {}
+  for k, val in pairs(v) do ex[k] = val end -- recipe-specific fields (tests, ...) come along
+  ex.rubric = rb
+  ex.question_type = type(v.question_type) == "string" and v.question_type or "unspecified"
+  return ex
 end
 
 function M.challenge(ctx, item, history, round)
@@ -161,6 +161,10 @@ local function solve_one(ctx, which, item, ex, round, sample)
     seed = ctx.seed_for(which, item.id, round, sample, 0),
     tags = { role = which, item = item.id, round = round, sample = sample },
   })
+  if recipe.verify then -- scored by running the answer, not by a judge
+    local score, detail = recipe.verify(ctx, ex, solver.text)
+    return { answer = solver.text, score = score, detail = detail }
+  end
   local n = #ex.rubric
   local verdicts, why = chat_json(ctx, {
     model = recipe.roles.judge,

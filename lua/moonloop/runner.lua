@@ -47,7 +47,7 @@ local function example_record(recipe, item, outcome, version)
     for _, s in ipairs(list or {}) do out[#out + 1] = s.score end
     return json.array(out)
   end
-  return {
+  local record = {
     messages = json.array({
       { role = "user", content = ex.context .. "\n\n" .. ex.question },
       { role = "assistant", content = ex.reference_answer },
@@ -63,6 +63,10 @@ local function example_record(recipe, item, outcome, version)
       weak_mean = rec.weak_mean, strong_mean = rec.strong_mean, gap = rec.gap,
     },
   }
+  for k, v in pairs(ex) do -- recipe-specific fields (the tests of a code task, ...)
+    if record[k] == nil then record[k] = v end
+  end
+  return record
 end
 
 local function write_outputs(st, dir)

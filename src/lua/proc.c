@@ -778,6 +778,18 @@ static int l_run(lua_State *L) {
   return sched_wait(L, me, "proc.run", run_cleanup, r, (lua_KContext)me, run_k);
 }
 
+/* proc.exe() -> the absolute path of the running moonloop binary, so the trusted library
+ * can run moonloop itself as a fixed interpreter (behind prlimit, /proc/self/exe would
+ * name prlimit). */
+static int l_exe(lua_State *L) {
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0)
+    return luaL_error(L, "proc.exe: cannot read /proc/self/exe: %s", strerror(errno));
+  lua_pushlstring(L, path, (size_t)n);
+  return 1;
+}
+
 int proc_open(lua_State *L) {
   if (luaL_newmetatable(L, RUN_MT)) {
     lua_pushcfunction(L, ref_gc);
@@ -789,5 +801,7 @@ int proc_open(lua_State *L) {
   memset(p, 0, sizeof *p);
   lua_pushcclosure(L, l_run, 1);
   lua_setfield(L, -2, "run");
+  lua_pushcfunction(L, l_exe);
+  lua_setfield(L, -2, "exe");
   return 1;
 }

@@ -49,6 +49,18 @@ s = events[-1]
 assert s["accepted"] > 0 and abs(s["gap"]) < 0.2, s
 PY
 
+"$MOONLOOP" run --offline -q "$R/code_verified.lua" --out code >code.out 2>&1 &&
+  pass "code_verified runs, checking code in subprocesses" || fail "code_verified" "$(tail -5 code.out)"
+python3 - code/dataset.jsonl <<'PY' && pass "code_verified keeps tasks the weak code fails and the strong code passes" || fail "code_verified dataset"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert rows, "no accepted task"
+for e in rows:
+    assert e["tests"] and "solve" in e["reference_answer"], e
+    p = e["provenance"]
+    assert p["weak_mean"] <= 0.65 + 1e-9 and p["strong_mean"] >= 0.6 - 1e-9, p
+PY
+
 "$MOONLOOP" check "$R/agentic_self_instruct.lua" >check.out 2>&1 && pass "moonloop check passes the flagship" ||
   fail "moonloop check" "$(cat check.out)"
 expect_contains "check lists the editable region" check.out "challenger_prompt"

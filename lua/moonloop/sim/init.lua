@@ -13,6 +13,7 @@
 local rng = require "moonloop.sim.rng"
 local text = require "moonloop.sim.text"
 local default = require "moonloop.mock.answer"
+local code = require "moonloop.sim.code"
 
 local M = {}
 
@@ -90,7 +91,16 @@ function M.chat(body, index, role)
   role = ALIASES[role] or role
   local handler = M.ROLES[role]
   if not handler then return default.chat(body, index) end
-  local out = handler.answer(M.request(body, index, role))
+  local req = M.request(body, index, role)
+  local out
+  local user = text.last_user(req.msgs) or ""
+  if role == "challenger" and code.is_code_prompt(user) then
+    out = code.challenge(req, user) -- a task whose checker runs code (code.lua)
+  elseif (role == "weak" or role == "strong") and code.read(user) then
+    out = code.solve(req, user, role == "strong")
+  else
+    out = handler.answer(req)
+  end
   local finish = "stop"
   local limit = math.tointeger(body.max_completion_tokens) or math.tointeger(body.max_tokens)
   if limit and limit >= 0 and (#out + 3) // 4 > limit then
