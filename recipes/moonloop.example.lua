@@ -2,7 +2,7 @@
 --
 -- How to use it:
 --   cp recipes/moonloop.example.lua moonloop.lua      (then edit to taste)
---   moonloop run recipes/demo.lua                     (picks up ./moonloop.lua)
+--   moonloop run recipes/hello.lua                    (picks up ./moonloop.lua)
 --   moonloop run --config path/to/file.lua script.lua (or name the file explicitly)
 -- Without --config, moonloop looks for ./moonloop.lua, then
 -- $XDG_CONFIG_HOME/moonloop/config.lua, then ~/.config/moonloop/config.lua.
