@@ -1,6 +1,6 @@
 -- 400 concurrent llm.chat calls (a quarter of them streamed), with a progress line
 -- against whatever OPENAI_BASE_URL points at (try the mock server with --fault 500=0.02):
--- faults. Shows progress, then what happened: throughput, errors by kind, tokens.
+-- it shows progress, then what happened: throughput, errors by kind, tokens.
 local N = tonumber(arg[1]) or 400
 local started = os.clock()
 local t0 = os.time()
