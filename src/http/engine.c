@@ -302,6 +302,30 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* The request body is handed to libcurl through a read callback (not POSTFIELDS) so that
+ * a rewind is visible: libcurl rewinds to send the same request again when a reused
+ * connection turns out dead before any byte of the answer. Such a silent re-send would be
+ * billed by the server without the engine knowing, so it is refused; the transfer fails
+ * with HTTP_ESTALE and the request layer retries it as a counted, journaled attempt. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud) {
+  struct http_xfer *x = ud;
+  size_t room = size * nitems;
+  size_t left = x->body_len - x->body_sent;
+  size_t n = left < room ? left : room;
+  memcpy(buf, x->body + x->body_sent, n);
+  x->body_sent += n;
+  return n;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin) {
+  struct http_xfer *x = ud;
+  if (origin == SEEK_SET && offset == 0 && x->body_sent == 0)
+    return CURL_SEEKFUNC_OK; /* nothing sent yet: not a re-send */
+  x->rewinds++;
+  x->eng->stats.refused_resends++;
+  return CURL_SEEKFUNC_FAIL;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Deadlines */
 
@@ -375,7 +399,10 @@ struct http_xfer *http_xfer_new(struct http_engine *eng, const char *url, const 
   CURL *e = x->easy;
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+  curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+  curl_easy_setopt(e, CURLOPT_READDATA, x);
+  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+  curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
@@ -448,8 +475,12 @@ static void xfer_finish(struct http_xfer *x, enum http_err err, CURLcode result)
   if (x->err == HTTP_OK)
     x->err = err;
   x->result = result;
-  if (x->err == HTTP_OK && result != CURLE_OK)
-    x->err = result == CURLE_OPERATION_TIMEDOUT ? HTTP_ECONNECT_TIMEOUT : HTTP_ETRANSPORT;
+  if (x->err == HTTP_OK && result != CURLE_OK) {
+    if (result == CURLE_SEND_FAIL_REWIND || (x->rewinds > 0 && x->bytes_in == 0))
+      x->err = HTTP_ESTALE;
+    else
+      x->err = result == CURLE_OPERATION_TIMEDOUT ? HTTP_ECONNECT_TIMEOUT : HTTP_ETRANSPORT;
+  }
   long reused = 0;
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &reused);
   x->reused_connection = reused == 0;
@@ -539,6 +570,8 @@ const char *http_xfer_strerror(const struct http_xfer *x) {
     return x->why;
   case HTTP_EABORTED: return x->why[0] ? x->why : "stream aborted";
   case HTTP_ECANCELLED: return "cancelled";
+  case HTTP_ESTALE:
+    return "a kept-alive connection was closed by the server before it answered";
   case HTTP_ECONNECT_TIMEOUT:
   case HTTP_ETRANSPORT:
     break;

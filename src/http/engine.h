@@ -26,6 +26,8 @@ enum http_err {
   HTTP_ESSE,           /* the event stream broke a parser limit */
   HTTP_EABORTED,       /* the consumer stopped the stream (an error event, say) */
   HTTP_ECANCELLED,
+  HTTP_ESTALE,         /* a reused connection died before any answer: not sent again by
+                          libcurl behind our back; the caller decides (and counts) a retry */
 };
 
 typedef void (*http_done_fn)(struct http_xfer *x);
@@ -44,6 +46,8 @@ struct http_xfer {
   struct curl_slist *headers;
   char *body; /* request body, owned */
   size_t body_len;
+  size_t body_sent; /* how much of it libcurl has read for the current send */
+  int rewinds;      /* times libcurl tried to send the body again on its own */
 
   const char *ca_file; /* CA bundle to trust instead of the system's (not copied) */
 
@@ -83,6 +87,7 @@ struct http_stats {
   uint64_t bytes_in;
   uint64_t connections_opened;
   uint64_t http2_responses;
+  uint64_t refused_resends; /* libcurl wanted to re-send a request on a dead reused connection */
   unsigned in_flight, in_flight_peak;
 };
 

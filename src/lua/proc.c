@@ -803,5 +803,13 @@ int proc_open(lua_State *L) {
   lua_setfield(L, -2, "run");
   lua_pushcfunction(L, l_exe);
   lua_setfield(L, -2, "exe");
+  /* AddressSanitizer reserves terabytes of address space for its shadow memory, so a
+   * sanitizer build of moonloop cannot run under an address-space cap. */
+#if defined(__SANITIZE_ADDRESS__)
+  lua_pushboolean(L, 0);
+#else
+  lua_pushboolean(L, 1);
+#endif
+  lua_setfield(L, -2, "can_cap_memory");
   return 1;
 }
