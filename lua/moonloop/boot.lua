@@ -13,6 +13,10 @@ local function read_file(path)
 end
 
 function M.main(chunk, path, ...)
+  local cli0 = package.loaded["moonloop.cli"] or {}
+  if cli0.budget_usd or cli0.max_requests then
+    llm.budget{ usd = tonumber(cli0.budget_usd), requests = tonumber(cli0.max_requests) }
+  end
   asi.loading = path -- so a bad recipe is reported at its own file and line
   local results = table.pack(chunk(...))
   asi.loading = nil

@@ -30,6 +30,9 @@ static const char run_usage[] =
     "  --set KEY=VALUE    override a recipe parameter: max_rounds=4, samples.weak=2,\n"
     "                     accept.gap_min=0.3 (repeatable)\n"
     "  --json             machine-readable events on stdout (progress, item, summary)\n"
+    "  --budget-usd X     stop new work and cancel what is in flight once X dollars are\n"
+    "                     spent (priced models only); exit 3, resumable\n"
+    "  --max-requests N   the same after N requests sent (retries count); exit 3\n"
     "\n"
     "Options:\n"
     "  --config FILE   provider config (default: ./moonloop.lua, then\n"
@@ -43,8 +46,8 @@ static const char run_usage[] =
     "  -h, --help      this text\n"
     "\n"
     "Exit codes: 0 done; 1 a task failed (its traceback names file and line) or tasks were\n"
-    "left waiting on nothing; 2 bad usage, a config or script that does not load; 130\n"
-    "interrupted with Ctrl-C.\n";
+    "left waiting on nothing; 2 bad usage, a config or script that does not load; 3 the\n"
+    "budget or request cap was reached (resumable); 130 interrupted with Ctrl-C.\n";
 
 int cmd_run(int argc, char **argv) {
   const char *config_path = NULL;
@@ -88,7 +91,8 @@ int cmd_run(int argc, char **argv) {
     } else if (strcmp(a, "--out") == 0 || strcmp(a, "--resume") == 0 ||
                strcmp(a, "--iterations") == 0 || strcmp(a, "--seed") == 0 ||
                strcmp(a, "--concurrency") == 0 || strcmp(a, "--set") == 0 ||
-               strcmp(a, "--progress-ms") == 0) {
+               strcmp(a, "--progress-ms") == 0 || strcmp(a, "--budget-usd") == 0 ||
+               strcmp(a, "--max-requests") == 0) {
       if (++i >= argc) {
         fprintf(stderr, "moonloop run: %s needs a value (see moonloop run --help)\n", a);
         return ML_EXIT_USAGE;
@@ -98,7 +102,17 @@ int cmd_run(int argc, char **argv) {
         return ML_EXIT_USAGE;
       }
       int numeric = strcmp(a, "--iterations") == 0 || strcmp(a, "--seed") == 0 ||
-                    strcmp(a, "--concurrency") == 0 || strcmp(a, "--progress-ms") == 0;
+                    strcmp(a, "--concurrency") == 0 || strcmp(a, "--progress-ms") == 0 ||
+                    strcmp(a, "--max-requests") == 0;
+      if (strcmp(a, "--budget-usd") == 0) {
+        char *end = NULL;
+        double usd = strtod(argv[i], &end);
+        if (end == argv[i] || *end != '\0' || !(usd > 0)) {
+          fprintf(stderr, "moonloop run: --budget-usd needs a positive number of dollars, got '%s'\n",
+                  argv[i]);
+          return ML_EXIT_USAGE;
+        }
+      }
       if (numeric && (argv[i][0] == '\0' || strspn(argv[i], "0123456789") != strlen(argv[i]))) {
         fprintf(stderr, "moonloop run: %s needs a whole number, got '%s'\n", a, argv[i]);
         return ML_EXIT_USAGE;
@@ -109,7 +123,10 @@ int cmd_run(int argc, char **argv) {
       }
       if (strcmp(a, "--resume") == 0)
         resume = argv[i];
-      const char *key = strcmp(a, "--progress-ms") == 0 ? "progress_ms" : a + 2;
+      const char *key = strcmp(a, "--progress-ms") == 0    ? "progress_ms"
+                        : strcmp(a, "--budget-usd") == 0   ? "budget_usd"
+                        : strcmp(a, "--max-requests") == 0 ? "max_requests"
+                                                            : a + 2;
       snprintf(optbuf[nopts], sizeof optbuf[nopts], "%s=%s", key, argv[i]);
       run_options[nopts] = optbuf[nopts];
       nopts++;

@@ -79,8 +79,8 @@ int ml_runtime_new(ml_runtime **out, const struct ml_options *opts, char *err, s
 }
 
 static int outcome(struct ml_rt *rt, struct ml_task *main_task) {
-  if (rt->exit_code == ML_EXIT_INTERRUPTED)
-    return ML_EXIT_INTERRUPTED;
+  if (rt->exit_code == ML_EXIT_INTERRUPTED || rt->exit_code == ML_EXIT_BUDGET)
+    return rt->exit_code;
   unsigned stuck = sched_report_stuck(rt);
   if (stuck > 0) {
     rt_log(rt, ML_LOG_ERROR, "%u task(s) never finished (a deadlock: a join, semaphore or "

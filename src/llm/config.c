@@ -370,6 +370,21 @@ static int read_config(struct reader *r, struct llm_config *cfg) {
     free(def);
   }
 
+  lua_getfield(L, -1, "budget");
+  if (!lua_isnil(L, -1)) {
+    static const char *const bkeys[] = {"usd", "requests", NULL};
+    double req = 0;
+    if (!lua_istable(L, -1) || check_keys(r, "budget", bkeys) < 0 ||
+        get_number(r, "budget", "usd", &cfg->budget_usd) < 0 ||
+        get_number(r, "budget", "requests", &req) < 0) {
+      if (!r->err[0])
+        fail(r, "budget", "must be { usd = dollars, requests = count }");
+      return -1;
+    }
+    cfg->budget_requests = (long)req;
+  }
+  lua_pop(L, 1);
+
   lua_getfield(L, -1, "models");
   if (!lua_isnil(L, -1)) {
     if (!lua_istable(L, -1))

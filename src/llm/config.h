@@ -35,6 +35,8 @@ struct llm_config {
   int default_provider; /* -1 when there is more than one and none was named */
   char source[512];     /* the file it came from, or a description of the zero config */
   int offline;          /* nothing configured: the simulator plays every role */
+  double budget_usd;    /* 0: no dollar budget */
+  long budget_requests; /* 0: no request cap */
 };
 
 /* Load from path, or (path NULL) ./moonloop.lua, $XDG_CONFIG_HOME/moonloop/config.lua,

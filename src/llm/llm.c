@@ -51,6 +51,8 @@ static const char *const spec_keys[] = {
     "model", "messages", "prompt", "system", "temperature", "max_tokens", "stop", "json",
     "schema", "n", "stream", "timeout_ms", "cache", "tags", "extra", "seed", "top_p", NULL};
 
+static void budget_check(struct ml_rt *rt);
+
 /* ---------------------------------------------------------------------------------- */
 /* Request userdata */
 
@@ -313,8 +315,16 @@ static void push_request_fields(lua_State *L, struct llm_req *r) {
     lua_pushnumber(L, cost);
     lua_setfield(L, -2, "cost_usd");
     st->cost_usd += cost;
+    budget_check(r->rt);
   } else {
     st->unpriced_requests++; /* cost_usd stays nil: unknown, not zero */
+    struct llm_state *ls = r->rt->llm;
+    if (ls->budget_usd > 0 && !ls->unpriced_warned) {
+      ls->unpriced_warned = 1;
+      rt_log(r->rt, ML_LOG_WARN, "a dollar budget is set but %s/%s has no price in the config: "
+                                 "its requests are not counted against the budget",
+             r->prov->name, r->model);
+    }
   }
   lua_pushnumber(L, (double)(r->t1_ns - r->t0_ns) / 1e6);
   lua_setfield(L, -2, "latency_ms");
@@ -520,6 +530,33 @@ static int start_sim(lua_State *L, struct llm_req *r, cJSON *body) {
   return sim_k(L, LUA_OK, (lua_KContext)r);
 }
 
+/* The budget is reached: stop new work and cancel what is in flight, once. The run stays
+ * resumable; moonloop exits 3. */
+static void budget_stop(struct ml_rt *rt, const char *why) {
+  struct llm_state *st = rt->llm;
+  if (st->budget_reached)
+    return;
+  st->budget_reached = 1;
+  rt_log(rt, ML_LOG_WARN, "budget reached: %s; stopping new work and cancelling %u task(s) "
+                          "(resume later with --resume and a higher budget)",
+         why, rt->live_tasks);
+  rt->exit_code = ML_EXIT_BUDGET;
+  sched_cancel_all(rt);
+}
+
+static void budget_check(struct ml_rt *rt) {
+  struct llm_state *st = rt->llm;
+  char why[160];
+  if (st->budget_usd > 0 && st->stats.cost_usd >= st->budget_usd) {
+    snprintf(why, sizeof why, "$%.4f spent of a $%.2f budget", st->stats.cost_usd, st->budget_usd);
+    budget_stop(rt, why);
+  } else if (st->budget_requests > 0 && st->stats.sent >= st->budget_requests) {
+    snprintf(why, sizeof why, "%llu requests sent of %llu allowed",
+             (unsigned long long)st->stats.sent, (unsigned long long)st->budget_requests);
+    budget_stop(rt, why);
+  }
+}
+
 static int l_chat(lua_State *L) {
   struct ml_rt *rt = rt_from_lua(L);
   struct llm_state *st = rt->llm;
@@ -573,6 +610,8 @@ static int l_chat(lua_State *L) {
   r->want_json = lua_toboolean(L, -1);
   lua_pop(L, 1);
   llm_response_init(&r->res, r->n, r->has_stream_fn);
+  if (st->budget_reached)
+    return raise_error(L, r, EK_BUDGET, 0, 0, "the run's budget is used up: no new requests");
   st->stats.requests++;
 
   cJSON *body = build_body(L, r);
@@ -642,6 +681,8 @@ static int l_chat(lua_State *L) {
   }
   if (http_xfer_start(r->x) != 0)
     return raise_error(L, r, EK_TRANSPORT, 0, 1, r->x->why);
+  st->stats.sent++;
+  budget_check(rt); /* the request that reaches the cap still goes; new ones will not */
   return sched_wait(L, me, "llm.chat", req_cleanup, r, (lua_KContext)r, chat_k);
 }
 
@@ -652,6 +693,10 @@ static int l_stats(lua_State *L) {
   lua_createtable(L, 0, 12);
   lua_pushinteger(L, (lua_Integer)st->requests);
   lua_setfield(L, -2, "requests");
+  lua_pushinteger(L, (lua_Integer)st->sent);
+  lua_setfield(L, -2, "sent");
+  lua_pushinteger(L, (lua_Integer)hs->refused_resends);
+  lua_setfield(L, -2, "refused_resends");
   lua_pushinteger(L, (lua_Integer)st->ok);
   lua_setfield(L, -2, "ok");
   lua_pushinteger(L, (lua_Integer)st->errors);
@@ -679,6 +724,28 @@ static int l_stats(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)hs->http2_responses);
   lua_setfield(L, -2, "http2_responses");
   return 1;
+}
+
+/* llm.budget{usd = X, requests = N}: set the run's budget (the command line's
+ * --budget-usd / --max-requests, over the config's budget table). */
+static int l_budget(lua_State *L) {
+  struct ml_rt *rt = rt_from_lua(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "usd");
+  if (!lua_isnil(L, -1)) {
+    lua_Number usd = luaL_checknumber(L, -1);
+    luaL_argcheck(L, usd > 0, 1, "usd must be positive");
+    rt->llm->budget_usd = usd;
+  }
+  lua_getfield(L, 1, "requests");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer n = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, n > 0, 1, "requests must be positive");
+    rt->llm->budget_requests = (uint64_t)n;
+  }
+  lua_pop(L, 2);
+  budget_check(rt);
+  return 0;
 }
 
 /* llm.resolve(name) -> {provider=, kind=, model=, alias=, price={input=, output=}|nil}:
@@ -719,11 +786,13 @@ static int l_resolve(lua_State *L) {
 
 int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg) {
   static const luaL_Reg funcs[] = {{"chat", l_chat}, {"stats", l_stats}, {"resolve", l_resolve},
-                                   {NULL, NULL}};
+                                   {"budget", l_budget}, {NULL, NULL}};
   rt->llm = calloc(1, sizeof *rt->llm);
   if (rt->llm == NULL)
     return -1;
   rt->llm->cfg = *cfg;
+  rt->llm->budget_usd = cfg->budget_usd;
+  rt->llm->budget_requests = cfg->budget_requests > 0 ? (uint64_t)cfg->budget_requests : 0;
   memset(cfg, 0, sizeof *cfg);
   luaL_newmetatable(L, REQ_MT);
   lua_pushcfunction(L, req_gc);

@@ -11,6 +11,7 @@ struct ml_rt;
 
 struct llm_stats {
   uint64_t requests, ok, errors;
+  uint64_t sent; /* HTTP requests actually sent, retries included */
   uint64_t errors_by_kind[8];
   uint64_t input_tokens, output_tokens;
   double cost_usd;
@@ -19,6 +20,10 @@ struct llm_stats {
 
 struct llm_state {
   struct llm_config cfg;
+  double budget_usd;      /* 0: none */
+  uint64_t budget_requests; /* 0: none */
+  int budget_reached;
+  int unpriced_warned;
   uint64_t next_request_id;
   int offline_notice_shown;
   struct llm_stats stats;

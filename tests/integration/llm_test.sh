@@ -132,6 +132,34 @@ else
   fail "10,000 requests with 2,000 in flight" "$(tail -5 load.out)"
 fi
 
+# Budgets: a request cap and a dollar budget stop new work and cancel what is in flight.
+cat >budget.lua <<'LUA'
+local items = {}
+for i = 1, 300 do items[i] = i end
+task.map(items, function(i) return llm.chat{ model = "priced", prompt = "budget " .. i }.text end, { limit = 20 })
+print("not reached")
+LUA
+set +e
+OPENAI_BASE_URL=$MOCK_URL timeout 30 "$MOONLOOP" run budget.lua --max-requests 40 >budget_req.out 2>&1; code=$?
+set -e
+if [ $code -eq 3 ] && grep -q "40 requests sent of 40 allowed" budget_req.out && ! grep -q "not reached" budget_req.out; then
+  pass "--max-requests stops new work, cancels the rest and exits 3"
+else
+  fail "--max-requests" "exit $code: $(cat budget_req.out)"
+fi
+cat >budget.cfg.lua <<LUA
+return { providers = { mock = { kind = "openai", base_url = "$MOCK_URL" } },
+         models = { priced = { provider = "mock", model = "m", price = { input = 1000, output = 1000 } } } }
+LUA
+set +e
+timeout 30 "$MOONLOOP" run --config budget.cfg.lua budget.lua --budget-usd 1 >budget_usd.out 2>&1; code=$?
+set -e
+if [ $code -eq 3 ] && grep -q "spent of a \$1.00 budget" budget_usd.out; then
+  pass "--budget-usd stops the run once the priced cost passes it: $(grep -o '\$[0-9.]* spent of a \$1.00 budget' budget_usd.out)"
+else
+  fail "--budget-usd" "exit $code: $(cat budget_usd.out)"
+fi
+
 # The key given in the environment is in no output.
 if grep -rqF "$OPENAI_API_KEY" "$SCRATCH"/*.out; then
   fail "the API key appears in output" "$(grep -rlF "$OPENAI_API_KEY" "$SCRATCH"/*.out)"

@@ -60,4 +60,13 @@ if [ "$repeated" -le "$kills" ]; then
 else
   fail "requests sent again after resume" "$repeated repeats for $kills kills"
 fi
+# A run stopped by its request cap exits 3 and resumes to the same dataset.
+set +e
+OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run -q "$RECIPE" --out capped --seed 7 --max-requests 120 >capped.out 2>&1; code=$?
+set -e
+[ $code -eq 3 ] && pass "a run that reaches --max-requests exits 3" || fail "request cap exit code" "got $code: $(tail -3 capped.out)"
+OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run -q --resume capped >>capped.out 2>&1 ||
+  fail "resuming a capped run" "$(tail -3 capped.out)"
+cmp -s ref/dataset.jsonl capped/dataset.jsonl && pass "the capped and resumed run has the uninterrupted dataset" ||
+  fail "capped run dataset differs"
 finish
