@@ -51,7 +51,7 @@ void llm_response_compact_deltas(struct llm_response *r) {
   r->delta_head = 0;
 }
 
-static struct llm_choice *choice_at(struct llm_response *r, int index) {
+struct llm_choice *llm_response_choice(struct llm_response *r, int index) {
   if (index < 0 || index > 1024)
     return NULL;
   if (index >= r->nchoices) {
@@ -63,6 +63,11 @@ static struct llm_choice *choice_at(struct llm_response *r, int index) {
     r->nchoices = index + 1;
   }
   return &r->choices[index];
+}
+
+int llm_response_append(struct llm_response *r, int index, const char *p, size_t n) {
+  struct llm_choice *c = llm_response_choice(r, index);
+  return c ? text_append(&c->text, p, n) : -1;
 }
 
 static void copy_str(char *dst, size_t dstlen, const cJSON *v) {
@@ -82,26 +87,26 @@ static void read_usage(struct llm_response *r, const cJSON *usage) {
   r->has_usage = cJSON_IsNumber(in) || cJSON_IsNumber(out);
 }
 
-static void describe_parse_error(char *out, size_t outlen, const char *what, const char *body,
-                                 size_t len) {
+void llm_response_json_error(struct llm_response *r, const char *what, const char *text,
+                             size_t len) {
   const char *at = cJSON_GetErrorPtr();
-  size_t off = at && at >= body && at <= body + len ? (size_t)(at - body) : 0;
+  size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
   size_t show = len - off < 40 ? len - off : 40;
   char excerpt[48];
   size_t j = 0;
   for (size_t i = 0; i < show && j + 1 < sizeof excerpt; i++) {
-    unsigned char c = (unsigned char)body[off + i];
+    unsigned char c = (unsigned char)text[off + i];
     excerpt[j++] = c >= 32 && c < 127 ? (char)c : '.';
   }
   excerpt[j] = '\0';
-  snprintf(out, outlen, "%s is not valid JSON (error at byte %zu of %zu, near \"%s\")", what, off,
-           len, excerpt);
+  snprintf(r->error, sizeof r->error,
+           "%s is not valid JSON (error at byte %zu of %zu, near \"%s\")", what, off, len, excerpt);
 }
 
 int openai_parse_body(struct llm_response *r, const char *body, size_t len) {
   cJSON *root = cJSON_ParseWithLength(body, len);
   if (root == NULL) {
-    describe_parse_error(r->error, sizeof r->error, "the response body", body, len);
+    llm_response_json_error(r, "the response body", body, len);
     return -1;
   }
   int rc = -1;
@@ -115,7 +120,7 @@ int openai_parse_body(struct llm_response *r, const char *body, size_t len) {
   cJSON_ArrayForEach(ch, choices) {
     const cJSON *idx = cJSON_GetObjectItemCaseSensitive(ch, "index");
     int index = cJSON_IsNumber(idx) ? (int)idx->valuedouble : i;
-    struct llm_choice *c = choice_at(r, index);
+    struct llm_choice *c = llm_response_choice(r, index);
     if (c == NULL) {
       snprintf(r->error, sizeof r->error, "choice index %d out of range", index);
       goto done;
@@ -142,7 +147,7 @@ done:
   return rc;
 }
 
-static int queue_delta(struct llm_response *r, int index, const char *s, size_t n) {
+int llm_response_queue_delta(struct llm_response *r, int index, const char *s, size_t n) {
   if (r->ndeltas == r->cap_deltas) {
     int cap = r->cap_deltas ? r->cap_deltas * 2 : 16;
     struct llm_delta *d = realloc(r->deltas, (size_t)cap * sizeof *d);
@@ -169,7 +174,7 @@ int openai_stream_event(struct llm_response *r, const struct sse_event *ev) {
     return 0; /* nothing after [DONE] matters */
   cJSON *root = cJSON_ParseWithLength(ev->data, ev->data_len);
   if (root == NULL) {
-    describe_parse_error(r->error, sizeof r->error, "a stream event", ev->data, ev->data_len);
+    llm_response_json_error(r, "a stream event", ev->data, ev->data_len);
     return -1;
   }
   int rc = 0;
@@ -191,7 +196,7 @@ int openai_stream_event(struct llm_response *r, const struct sse_event *ev) {
     const cJSON *idx = cJSON_GetObjectItemCaseSensitive(ch, "index");
     int index = cJSON_IsNumber(idx) ? (int)idx->valuedouble : pos;
     pos++;
-    struct llm_choice *c = choice_at(r, index);
+    struct llm_choice *c = llm_response_choice(r, index);
     if (c == NULL) {
       snprintf(r->error, sizeof r->error, "stream choice index %d out of range", index);
       rc = -1;
@@ -209,7 +214,7 @@ int openai_stream_event(struct llm_response *r, const struct sse_event *ev) {
         goto done;
       }
       if (r->want_deltas) {
-        if (queue_delta(r, index, content->valuestring, n) != 0) {
+        if (llm_response_queue_delta(r, index, content->valuestring, n) != 0) {
           snprintf(r->error, sizeof r->error, "out of memory");
           rc = -1;
           goto done;

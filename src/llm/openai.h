@@ -1,5 +1,6 @@
 /* The OpenAI Chat Completions wire format: reading a response body or an event stream
- * into provider-neutral choices, usage and errors. Pure C on cJSON; no Lua. */
+ * into provider-neutral choices, usage and errors. Pure C on cJSON; no Lua.
+ * struct llm_response and its llm_response_* helpers are shared with anthropic.h. */
 #ifndef ML_LLM_OPENAI_H
 #define ML_LLM_OPENAI_H
 
@@ -43,6 +44,22 @@ void llm_response_init(struct llm_response *r, int nchoices_hint, int want_delta
 void llm_response_free(struct llm_response *r);
 /* Drop deltas the script has consumed. */
 void llm_response_compact_deltas(struct llm_response *r);
+
+/* Building blocks shared by the wire formats (openai.c, anthropic.c). */
+
+/* The choice at index, created zeroed (with the ones before it) when missing. NULL when
+ * index is outside 0..1024 or memory runs out. */
+struct llm_choice *llm_response_choice(struct llm_response *r, int index);
+/* Append n bytes to the text of choice index, creating the choice. The text stays
+ * NUL-terminated, and is "" rather than NULL after appending nothing. Returns 0 or -1. */
+int llm_response_append(struct llm_response *r, int index, const char *p, size_t n);
+/* Queue a copy of s[0..n) as a delta of choice index for the stream callback. 0 or -1. */
+int llm_response_queue_delta(struct llm_response *r, int index, const char *s, size_t n);
+/* Set r->error to say that `what` ("the response body", "a stream event") is not valid
+ * JSON, with the byte where cJSON gave up and a printable excerpt from there. Call right
+ * after the failed cJSON parse of text[0..len). */
+void llm_response_json_error(struct llm_response *r, const char *what, const char *text,
+                             size_t len);
 
 /* Parse a complete non-streaming body. Returns 0, or -1 with r->error set. */
 int openai_parse_body(struct llm_response *r, const char *body, size_t len);

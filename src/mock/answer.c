@@ -369,9 +369,8 @@ int mock_render_completion(struct mock_buf *b, const struct mock_chat *c) {
   return rc;
 }
 
-/* Where piece j of k of a text starts, moved forward off UTF-8 continuation bytes so no
- * event carries half a character. */
-static size_t piece_start(const struct mock_choice *ch, int j, int k) {
+/* Moved forward off UTF-8 continuation bytes so no event carries half a character. */
+size_t mock_piece_start(const struct mock_choice *ch, int j, int k) {
   size_t at = (size_t)((double)ch->text_len * j / k);
   while (at < ch->text_len && ((unsigned char)ch->text[at] & 0xc0) == 0x80)
     at++;
@@ -409,7 +408,7 @@ int mock_render_stream(struct mock_buf *s, const struct mock_chat *c, int bad_ev
   for (int j = 0; j < k && rc == 0; j++) {
     for (int i = 0; i < c->n && rc == 0; i++) {
       const struct mock_choice *ch = &c->choices[i];
-      size_t b = piece_start(ch, j, k), e = piece_start(ch, j + 1, k);
+      size_t b = mock_piece_start(ch, j, k), e = mock_piece_start(ch, j + 1, k);
       if (e <= b)
         continue;
       s->len = head;

@@ -52,10 +52,13 @@ enum mock_fault mock_fault_draw(const double prob[MOCK_FAULT_COUNT], uint64_t *s
 }
 
 static const char *const NAMES[MOCK_FAULT_COUNT] = {
-    "none", "429", "500", "503", "reset", "stall", "truncate", "badjson", "badsse",
+    "none",     "429",     "500",    "503", "reset",     "stall",
+    "truncate", "badjson", "badsse", "529", "sse_error",
 };
 
 const char *mock_fault_name(enum mock_fault f) {
+  if (f == MOCK_FAULT_RATELIMIT)
+    return "ratelimit";
   return (f >= 0 && f < MOCK_FAULT_COUNT) ? NAMES[f] : "none";
 }
 

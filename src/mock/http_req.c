@@ -302,6 +302,7 @@ const char *mreq_reason(int status) {
   case 501: return "Not Implemented";
   case 503: return "Service Unavailable";
   case 505: return "HTTP Version Not Supported";
+  case 529: return "Site Overloaded"; /* not IANA-registered; what Anthropic's API sends */
   default: return "Unknown";
   }
 }

@@ -13,14 +13,17 @@
 static const char HELP[] =
     "usage: moonloop mock-server [options]\n"
     "\n"
-    "An OpenAI-compatible HTTP/1.1 server on loopback for tests and benchmarks. Answers\n"
-    "come from a Lua function (deterministic by default); latency and faults are injected\n"
-    "on request.\n"
+    "An OpenAI- and Anthropic-compatible HTTP/1.1 server on loopback for tests and\n"
+    "benchmarks. Answers come from a Lua function (deterministic by default); latency and\n"
+    "faults are injected on request.\n"
     "\n"
     "Endpoints:\n"
     "  POST /v1/chat/completions   chat.completion JSON, or SSE with \"stream\": true\n"
+    "  POST /v1/messages           Anthropic Messages API: a message, or its event stream\n"
+    "                              with \"stream\": true (see Anthropic below)\n"
     "  GET  /v1/models             a small model list\n"
     "  GET  /health                200 \"ok\"\n"
+    "  GET  /stats                 JSON counters for benchmarks (see Rate limits below)\n"
     "\n"
     "Options:\n"
     "  --host ADDR            address to bind (default 127.0.0.1); non-loopback addresses\n"
@@ -45,16 +48,24 @@ static const char HELP[] =
     "  --stream-interval MS   pause between SSE events (default 0)\n"
     "  --stream-chunks N      content pieces per streamed choice (default 8)\n"
     "  --fault KIND=PROB      inject a fault with probability PROB in [0,1]; repeatable.\n"
-    "                         KIND: 429 500 503 reset stall truncate badjson badsse\n"
+    "                         KIND: 429 500 503 529 reset stall truncate badjson badsse\n"
+    "                         sse_error\n"
     "                           429       rate-limit error with Retry-After\n"
-    "                           500, 503  OpenAI-shaped server error\n"
+    "                           500, 503  server error (in the endpoint's error shape)\n"
+    "                           529       status 529, Anthropic's \"overloaded\"\n"
     "                           reset     read the request, then reset the connection\n"
     "                           stall     send headers and part of the body, then nothing\n"
     "                           truncate  send about half the body (streams: no [DONE]),\n"
     "                                     then close\n"
     "                           badjson   200 with a well-framed body that is not JSON\n"
     "                           badsse    a stream with one data: line that is not JSON\n"
+    "                           sse_error a stream that sends about half its events, then\n"
+    "                                     an error event, and ends (not streamed: 503, or\n"
+    "                                     529 on /v1/messages)\n"
     "  --retry-after S        Retry-After seconds on 429 (default 1)\n"
+    "  --rpm N                requests per minute allowed per API key (default 0: no limit)\n"
+    "  --tpm N                estimated tokens per minute allowed per API key (default 0:\n"
+    "                         no limit); see Rate limits below\n"
     "  --seed N               seed of the fault and latency PRNG (default 1); the same seed\n"
     "                         and request order give the same faults and delays\n"
     "  --max-connections N    connections served at once (default 20000); more are closed\n"
@@ -66,14 +77,53 @@ static const char HELP[] =
     "  X-Mock-Latency: MS     use this delay for this request\n"
     "  X-Moonloop-Role: ROLE  passed to the answer function as meta.role\n"
     "\n"
-    "Faults and latency apply to chat completions only. SIGINT or SIGTERM stops the server\n"
-    "(exit 0).\n"
+    "Faults and latency apply to chat completions and messages only. SIGINT or SIGTERM\n"
+    "stops the server (exit 0).\n"
+    "\n"
+    "Anthropic (POST /v1/messages, also /messages):\n"
+    "  Requests need the x-api-key and anthropic-version headers (else 400\n"
+    "  invalid_request_error naming the header) and a body with model, messages and\n"
+    "  max_tokens. The answer function gets it as an OpenAI-style request: system first as a\n"
+    "  system message, then the messages, max_tokens, and stop_sequences as stop; its\n"
+    "  finish_reason comes back as stop_reason (stop: end_turn, length: max_tokens). A\n"
+    "  stream is message_start, content_block_start, --stream-chunks content_block_delta\n"
+    "  events with a ping among them, content_block_stop, message_delta (stop_reason,\n"
+    "  usage), message_stop. Errors are {\"type\":\"error\",\"error\":{\"type\",\"message\"}}:\n"
+    "  429 rate_limit_error (with retry-after), 500 api_error, 503 and 529\n"
+    "  overloaded_error; sse_error sends an overloaded_error event; truncate leaves out\n"
+    "  message_stop.\n"
+    "\n"
+    "Rate limits (--rpm, --tpm), enforced as a hosted API does:\n"
+    "  Each API key (the Authorization: Bearer token, else x-api-key; requests with neither\n"
+    "  share one key) has a request bucket and a token bucket. A full bucket holds one\n"
+    "  minute's limit; both refill continuously (limit/60 per second) and start full. A chat\n"
+    "  request is charged on arrival: 1 request, and tokens = text bytes of its messages\n"
+    "  (and system) / 4 + max_tokens (or max_completion_tokens; 256 when absent). A request\n"
+    "  that does not fit is not charged and gets an immediate 429 (OpenAI error body,\n"
+    "  code rate_limit_exceeded) with Retry-After (whole seconds, rounded up) and\n"
+    "  retry-after-ms; one costing more than --tpm gets a 429 \"Request too large\" without\n"
+    "  Retry-After, since waiting cannot help. Every chat response, 200 or 429, carries\n"
+    "  the headers of the limits that are on:\n"
+    "    x-ratelimit-limit-requests  x-ratelimit-remaining-requests  x-ratelimit-reset-requests\n"
+    "    x-ratelimit-limit-tokens    x-ratelimit-remaining-tokens    x-ratelimit-reset-tokens\n"
+    "  where reset is the time until the bucket is full again, written as OpenAI does\n"
+    "  (\"250ms\", \"1.5s\", \"6m0s\"). Anthropic routes (/v1/messages) use\n"
+    "  anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset} instead, with RFC 3339\n"
+    "  reset times, and a rate_limit_error body. The --log line of such a 429 has status 429\n"
+    "  and fault \"ratelimit\".\n"
+    "\n"
+    "GET /stats: chat requests since start, as JSON: requests, admitted, throttled (429s\n"
+    "  from the limits), too_large, ok (200s), errors (other statuses), tokens_admitted,\n"
+    "  rpm, tpm, keys, uptime_s, and per_second = {start_s, now_s, admitted = [...],\n"
+    "  tokens = [...]}: requests and tokens admitted in each second start_s..now_s (seconds\n"
+    "  since start, the last 120 at most). Counted with or without limits.\n"
     "\n"
     "Examples:\n"
     "  moonloop mock-server --port 0 --port-file /tmp/port\n"
     "  moonloop mock-server --latency exp:800 --fault 429=0.05 --fault reset=0.01 --seed 7\n"
     "  moonloop mock-server --latency 1000 --stream-interval 20 --log requests.jsonl\n"
     "  moonloop mock-server --sim --latency exp:300\n"
+    "  moonloop mock-server --rpm 600 --tpm 200000 --latency 800   # then: curl .../stats\n"
     "  curl -s localhost:8089/v1/chat/completions -H 'X-Mock-Fault: 503' \\\n"
     "       -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'\n";
 
@@ -149,7 +199,9 @@ static int parse_fault(struct mock_config *cfg, const char *s, char *err, size_t
   int kind = mock_fault_parse(s, (size_t)(eq - s));
   if (kind <= 0)
     return errf(err, errlen, "--fault",
-                "a KIND of 429, 500, 503, reset, stall, truncate, badjson or badsse", s);
+                "a KIND of 429, 500, 503, 529, reset, stall, truncate, badjson, badsse or "
+                "sse_error",
+                s);
   double p = 0;
   if (parse_num(eq + 1, 0, &p, NULL) || p < 0 || p > 1)
     return errf(err, errlen, "--fault", "a probability between 0 and 1 after '='", s);
@@ -230,6 +282,8 @@ int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, s
                                   "--seed",
                                   "--max-connections",
                                   "--max-body",
+                                  "--rpm",
+                                  "--tpm",
                                   NULL};
     int is_known = 0;
     for (int k = 0; known[k]; k++)
@@ -300,6 +354,10 @@ int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, s
       if (parse_int(val, 1, 1LL << 30, &v))
         return errf(err, errlen, flag, "a byte count from 1 to 1073741824", val);
       cfg->max_body = (size_t)v;
+    } else if (strcmp(flag, "--rpm") == 0 || strcmp(flag, "--tpm") == 0) {
+      if (parse_int(val, 0, 1000000000, &v))
+        return errf(err, errlen, flag, "a per-minute limit from 0 (off) to 1000000000", val);
+      *(flag[2] == 'r' ? &cfg->rpm : &cfg->tpm) = v;
     }
   }
   return 0;

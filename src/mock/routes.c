@@ -24,10 +24,11 @@ static int put_head(struct mock_conn *c, int status, const char *ctype, long lon
   else if (rc == 0)
     rc = mock_buf_adds(o, "Cache-Control: no-cache\r\n");
   if (rc == 0)
-    rc = mock_buf_printf(o, "Connection: %s\r\nX-Mock-Seq: %llu\r\n%s\r\n",
+    rc = mock_buf_printf(o, "Connection: %s\r\nX-Mock-Seq: %llu\r\n%s",
                          c->keep_alive ? "keep-alive" : "close", (unsigned long long)c->seq,
                          extra ? extra : "");
-  return rc;
+  rc = rc ? rc : mock_rl_on_head(c, status, o); /* x-ratelimit-* under --rpm/--tpm */
+  return rc ? rc : mock_buf_adds(o, "\r\n");
 }
 
 /* A whole response with a Content-Length body; head_only leaves the body out (HEAD). */
@@ -52,6 +53,11 @@ int mock_put_error(struct mock_conn *c, int status, const char *msg, const char 
   return rc ? rc : put_simple(c, status, "application/json", b->data, b->len, extra, 0);
 }
 
+int mock_put_json(struct mock_conn *c, int status, const char *body, size_t len,
+                  const char *extra) {
+  return put_simple(c, status, "application/json", body, len, extra, 0);
+}
+
 static int add_event_end(struct mock_conn *c) {
   if (c->nevents == c->events_cap) {
     size_t cap = c->events_cap ? c->events_cap * 2 : 32;
@@ -74,13 +80,36 @@ static int on_event(void *ud, const char *data, size_t len) {
   return rc ? rc : add_event_end(c);
 }
 
-static int put_stream(struct mock_conn *c, const struct mock_chat *chat, enum mock_fault fault) {
+/* The error event a server sends when it gives up mid-stream, in OpenAI's shape. */
+static int openai_error_event(struct mock_buf *s, mock_event_fn fn, void *ud) {
+  s->len = 0;
+  int rc = mock_buf_adds(s, "data: ");
+  rc = rc ? rc
+          : mock_render_error(s, "The server is overloaded (mock fault).", "server_error", NULL);
+  rc = rc ? rc : mock_buf_adds(s, "\n\n");
+  return rc ? rc : fn(ud, s->data, s->len);
+}
+
+static int put_stream(struct mock_conn *c, const struct mock_chat *chat, enum mock_api api,
+                      enum mock_fault fault) {
+  struct mock_buf *scratch = &c->srv->scratch;
   c->out.len = 0;
   c->nevents = 0;
   c->status = 200;
   int rc = put_head(c, 200, "text/event-stream", -1, NULL);
   int bad = fault == MOCK_FAULT_BADSSE || fault == MOCK_FAULT_BADJSON;
-  rc = rc ? rc : mock_render_stream(&c->srv->scratch, chat, bad, on_event, c);
+  if (rc == 0)
+    rc = api == MOCK_API_ANTHROPIC ? mock_render_message_stream(scratch, chat, bad, on_event, c)
+                                   : mock_render_stream(scratch, chat, bad, on_event, c);
+  if (rc == 0 && fault == MOCK_FAULT_SSE_ERROR) {
+    /* Half the events, then an error event in place of the rest; the response itself
+     * ends cleanly, as a real server's does. */
+    size_t k = c->nevents / 2 ? c->nevents / 2 : 1;
+    c->out.len = c->events[k - 1];
+    c->nevents = k;
+    rc = api == MOCK_API_ANTHROPIC ? mock_render_message_error_event(scratch, on_event, c)
+                                   : openai_error_event(scratch, on_event, c);
+  }
   if (rc == 0 && c->chunked) {
     rc = mock_buf_add(&c->out, "0\r\n\r\n", 5);
     c->events[c->nevents - 1] = c->out.len; /* the last chunk travels with [DONE] */
@@ -101,11 +130,12 @@ static int put_stream(struct mock_conn *c, const struct mock_chat *chat, enum mo
   return 0;
 }
 
-static int put_completion(struct mock_conn *c, const struct mock_chat *chat,
+static int put_completion(struct mock_conn *c, const struct mock_chat *chat, enum mock_api api,
                           enum mock_fault fault) {
   struct mock_buf *b = &c->srv->body;
   b->len = 0;
-  int rc = mock_render_completion(b, chat);
+  int rc =
+      api == MOCK_API_ANTHROPIC ? mock_render_message(b, chat) : mock_render_completion(b, chat);
   if (rc)
     return rc;
   if (fault == MOCK_FAULT_BADJSON || fault == MOCK_FAULT_BADSSE)
@@ -118,6 +148,19 @@ static int put_completion(struct mock_conn *c, const struct mock_chat *chat,
     c->after = fault == MOCK_FAULT_STALL ? AFTER_STALL : AFTER_CLOSE;
   }
   return 0;
+}
+
+int mock_put_answer(struct mock_conn *c, const struct mock_chat *chat, enum mock_api api,
+                    enum mock_fault fault) {
+  if (fault == MOCK_FAULT_SSE_ERROR && !c->stream) {
+    /* What the same overload looks like to a request that is not streamed. */
+    c->fault = fault;
+    if (api == MOCK_API_ANTHROPIC)
+      return mock_put_anthropic_error(c, 529, "overloaded_error", "Overloaded (mock fault)", NULL);
+    return mock_put_error(c, 503, "The server is overloaded (mock fault).", "server_error", NULL,
+                          NULL);
+  }
+  return c->stream ? put_stream(c, chat, api, fault) : put_completion(c, chat, api, fault);
 }
 
 /* ---- Chat completions ----------------------------------------------------------- */
@@ -174,7 +217,7 @@ static int build_chat(struct mock_conn *c, const char *body, size_t len, const c
     cJSON_Delete(j);
     return mock_put_error(c, 500, err, "server_error", NULL, NULL);
   }
-  int rc = c->stream ? put_stream(c, &chat, fault) : put_completion(c, &chat, fault);
+  int rc = mock_put_answer(c, &chat, MOCK_API_OPENAI, fault);
   mock_answer_release(&srv->ans);
   cJSON_Delete(j);
   return rc;
@@ -186,26 +229,26 @@ bad_request:
   return mock_put_error(c, 400, bad, "invalid_request_error", NULL, NULL);
 }
 
-static int handle_chat(struct mock_conn *c, const char *base, uint64_t *latency) {
+int mock_draw_fault(struct mock_conn *c, const char *base, uint64_t *latency,
+                    enum mock_fault *fault, char *msg, size_t msglen) {
   struct mock_server *srv = c->srv;
   const struct mreq *r = &c->req;
-  char extra[256], msg[256];
   const char *v;
   size_t vn;
   /* Both draws always happen, so an override does not shift later requests' outcomes. */
-  enum mock_fault fault = mock_fault_draw(srv->cfg.fault_prob, &srv->rng);
+  *fault = mock_fault_draw(srv->cfg.fault_prob, &srv->rng);
   *latency = mock_latency_draw(&srv->cfg.latency, &srv->rng);
   if (mreq_header(r, base, "x-mock-fault", &v, &vn)) {
     int f = mock_fault_parse(v, vn);
     if (f < 0) {
-      snprintf(msg, sizeof msg,
-               "X-Mock-Fault: unknown fault '%.*s'; expected none, 429, 500, "
-               "503, reset, stall, truncate, badjson or badsse",
+      snprintf(msg, msglen,
+               "X-Mock-Fault: unknown fault '%.*s'; expected none, 429, 500, 503, 529, reset, "
+               "stall, truncate, badjson, badsse or sse_error",
                (int)(vn > 40 ? 40 : vn), v);
       *latency = 0;
-      return mock_put_error(c, 400, msg, "invalid_request_error", NULL, NULL);
+      return -1;
     }
-    fault = (enum mock_fault)f;
+    *fault = (enum mock_fault)f;
   }
   if (mreq_header(r, base, "x-mock-latency", &v, &vn)) {
     uint64_t ms = 0;
@@ -213,13 +256,25 @@ static int handle_chat(struct mock_conn *c, const char *base, uint64_t *latency)
     for (; i < vn && v[i] >= '0' && v[i] <= '9' && ms <= 3600000; i++)
       ms = ms * 10 + (uint64_t)(v[i] - '0');
     if (vn == 0 || i != vn || ms > 3600000) {
+      snprintf(msg, msglen, "X-Mock-Latency: expected milliseconds from 0 to 3600000");
       *latency = 0;
-      return mock_put_error(c, 400, "X-Mock-Latency: expected milliseconds from 0 to 3600000",
-                            "invalid_request_error", NULL, NULL);
+      return -1;
     }
     *latency = ms;
   }
-  c->fault = fault;
+  c->fault = *fault;
+  return 0;
+}
+
+static int handle_chat(struct mock_conn *c, const char *base, uint64_t *latency) {
+  struct mock_server *srv = c->srv;
+  const struct mreq *r = &c->req;
+  char extra[256], msg[256];
+  const char *v;
+  size_t vn;
+  enum mock_fault fault;
+  if (mock_draw_fault(c, base, latency, &fault, msg, sizeof msg) != 0)
+    return mock_put_error(c, 400, msg, "invalid_request_error", NULL, NULL);
   switch (fault) {
   case MOCK_FAULT_429:
     snprintf(extra, sizeof extra,
@@ -240,6 +295,9 @@ static int handle_chat(struct mock_conn *c, const char *base, uint64_t *latency)
                           "The engine is currently overloaded, please try again later "
                           "(mock fault).",
                           "server_error", NULL, NULL);
+  case MOCK_FAULT_529:
+    return mock_put_error(c, 529, "The server is overloaded (mock fault).", "server_error", NULL,
+                          NULL);
   case MOCK_FAULT_RESET:
     c->out.len = c->limit = 0;
     c->after = AFTER_RESET;
@@ -283,10 +341,22 @@ int mock_route(struct mock_conn *c, const char *base, uint64_t *latency) {
              ? put_simple(c, 200, "application/json", MODELS, sizeof MODELS - 1, NULL, head)
              : mock_put_error(c, 405, "Use GET /v1/models.", "invalid_request_error", NULL,
                               "Allow: GET, HEAD\r\n");
+  } else if (IS(p, plen, "/stats")) {
+    rc = get ? mock_rl_stats(c)
+             : mock_put_error(c, 405, "Use GET /stats.", "invalid_request_error", NULL,
+                              "Allow: GET\r\n");
+  } else if (IS(p, plen, "/v1/messages") || IS(p, plen, "/messages")) {
+    rc = post ? mock_handle_messages(c, base, latency)
+              : mock_put_anthropic_error(c, 405, "invalid_request_error", "Use POST for messages.",
+                                         "Allow: POST\r\n");
   } else if (IS(p, plen, "/v1/chat/completions") || IS(p, plen, "/chat/completions")) {
-    rc = post ? handle_chat(c, base, latency)
-              : mock_put_error(c, 405, "Use POST for chat completions.", "invalid_request_error",
-                               NULL, "Allow: POST\r\n");
+    if (!post)
+      rc = mock_put_error(c, 405, "Use POST for chat completions.", "invalid_request_error", NULL,
+                          "Allow: POST\r\n");
+    else if ((rc = mock_rl_admit(c, base, MOCK_API_OPENAI)) == 0)
+      rc = handle_chat(c, base, latency);
+    else if (rc == MOCK_RL_THROTTLED)
+      rc = 0; /* the 429 is rendered, and answered at once */
   } else {
     char msg[400];
     snprintf(msg, sizeof msg, "Unknown request URL: %s %s. Please check the URL for typos.",

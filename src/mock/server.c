@@ -600,6 +600,10 @@ int mock_main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a client that vanishes mid-write is an error code, not death */
   raise_nofile();
   srv->rng = srv->cfg.seed;
+  if (mock_rl_init(srv) != 0) {
+    fprintf(stderr, "mock-server: out of memory\n");
+    goto done;
+  }
 
   if (srv->cfg.log_path) {
     srv->log = fopen(srv->cfg.log_path, "w");
@@ -666,6 +670,7 @@ done:
     exit_code = 1;
   }
   mock_answer_close(&srv->ans);
+  mock_rl_free(srv);
   mock_buf_free(&srv->body);
   mock_buf_free(&srv->scratch);
   mock_buf_free(&srv->logline);

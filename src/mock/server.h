@@ -42,7 +42,10 @@ enum mock_fault {
   MOCK_FAULT_TRUNCATE,
   MOCK_FAULT_BADJSON,
   MOCK_FAULT_BADSSE,
-  MOCK_FAULT_COUNT
+  MOCK_FAULT_529,       /* Anthropic's "overloaded" status */
+  MOCK_FAULT_SSE_ERROR, /* a stream that ends in an error event after some deltas */
+  MOCK_FAULT_COUNT,
+  MOCK_FAULT_RATELIMIT /* not drawable: the 429 of --rpm/--tpm (ratelimit.c), for the log */
 };
 
 enum mock_dist { MOCK_LAT_FIXED = 0, MOCK_LAT_UNIFORM, MOCK_LAT_EXP, MOCK_LAT_NORMAL };
@@ -67,6 +70,7 @@ struct mock_config {
   uint64_t seed;
   int max_connections;
   size_t max_body;
+  long long rpm, tpm; /* per-key limits per minute; 0 is off (ratelimit.c) */
 };
 
 /* Fill cfg from argv (argv[0] is the subcommand name). Returns 0; 1 when --help was
@@ -218,6 +222,7 @@ struct mock_server {
   int stopping;
   struct mock_buf body, scratch, logline;
   struct mock_choice choices[MOCK_MAX_CHOICES];
+  struct mock_rl *rl;   /* buckets and /stats counters (ratelimit.c) */
   char rbuf[64 * 1024]; /* every read lands here first; copied only if left unparsed */
 };
 
@@ -232,5 +237,62 @@ int mock_route(struct mock_conn *c, const char *base, uint64_t *latency);
 /* Render an OpenAI-shaped error response into c->out. Returns 0 or UV_ENOMEM. */
 int mock_put_error(struct mock_conn *c, int status, const char *msg, const char *type,
                    const char *code, const char *extra);
+
+/* Draw the fault and the latency of a chat request (same draws whatever the API, so the
+ * outcomes of a seed do not depend on it), then apply the X-Mock-Fault and
+ * X-Mock-Latency overrides; sets c->fault. Returns 0, or -1 with msg saying which
+ * override header is malformed (the caller answers 400 in its API's shape). */
+int mock_draw_fault(struct mock_conn *c, const char *base, uint64_t *latency,
+                    enum mock_fault *fault, char *msg, size_t msglen);
+
+/* Render a whole JSON response (body[0..len), extra headers or NULL) into c->out. */
+int mock_put_json(struct mock_conn *c, int status, const char *body, size_t len, const char *extra);
+
+/* ---- Rate limits and /stats (ratelimit.c) ------------------------------------------ */
+
+enum mock_api { MOCK_API_OPENAI = 0, MOCK_API_ANTHROPIC };
+#define MOCK_RL_THROTTLED 1
+
+/* Allocate the limiter (buckets start full) in srv->rl; 0 or UV_ENOMEM. */
+int mock_rl_init(struct mock_server *srv);
+void mock_rl_free(struct mock_server *srv);
+
+/* Charge the chat request at base to its key's buckets (--rpm, --tpm) and count it for
+ * /stats. Returns 0 when admitted, MOCK_RL_THROTTLED when the 429 (in api's shape) is
+ * already rendered into c->out, or UV_ENOMEM. Either way the response head gets the
+ * rate-limit headers in api's spelling. */
+int mock_rl_admit(struct mock_conn *c, const char *base, enum mock_api api);
+
+/* Called by the head of every response: counts the outcome of an admitted request once
+ * and appends its rate-limit headers to out. 0 or UV_ENOMEM. */
+int mock_rl_on_head(struct mock_conn *c, int status, struct mock_buf *out);
+
+/* Render the GET /stats JSON into c->out. 0 or UV_ENOMEM. */
+int mock_rl_stats(struct mock_conn *c);
+
+/* ---- Anthropic Messages API (messages.c) --------------------------------------------- */
+
+/* Render an answer (JSON, or SSE when c->stream) in api's shape into c->out, with the
+ * fault's damage applied (badjson, badsse, stall, truncate, sse_error). In routes.c. */
+int mock_put_answer(struct mock_conn *c, const struct mock_chat *chat, enum mock_api api,
+                    enum mock_fault fault);
+
+/* POST /v1/messages: checks the x-api-key and anthropic-version headers, the rate limits
+ * and the faults, then answers from the answer function. Returns 0 or UV_ENOMEM. */
+int mock_handle_messages(struct mock_conn *c, const char *base, uint64_t *latency);
+
+/* Anthropic-shaped error response ({"type":"error","error":{"type":..,"message":..}}). */
+int mock_put_anthropic_error(struct mock_conn *c, int status, const char *type, const char *msg,
+                             const char *extra);
+
+/* A "message" object, and the event stream of one (bad_event as in mock_render_stream). */
+int mock_render_message(struct mock_buf *b, const struct mock_chat *c);
+int mock_render_message_stream(struct mock_buf *scratch, const struct mock_chat *c, int bad_event,
+                               mock_event_fn fn, void *ud);
+/* The overloaded_error event that ends a stream hit by the sse_error fault. */
+int mock_render_message_error_event(struct mock_buf *scratch, mock_event_fn fn, void *ud);
+
+/* Where piece j of k of a choice's text starts, never inside a UTF-8 sequence (answer.c). */
+size_t mock_piece_start(const struct mock_choice *ch, int j, int k);
 
 #endif

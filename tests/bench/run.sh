@@ -5,7 +5,8 @@
 #
 # Environment: BENCH_RUNS (default 3, the median is reported), BENCH_FULL=1 (more K values),
 # BENCH_ONLY="fast latency stream" (a subset), BENCH_KEEP=1 (keep the scratch directory),
-# BENCH_CURL_MAX_PARALLEL (override the detected per-process --parallel-max cap).
+# BENCH_CURL_MAX_PARALLEL (override the detected per-process --parallel-max cap),
+# BENCH_RATELIMIT=1 (add the ~70 s rate-limit adherence scenario, tests/bench/ratelimit.sh).
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -x "$1" ]; then
@@ -17,7 +18,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 FLOOD=$HERE/chat_flood.lua
 RUNS=${BENCH_RUNS:-3}
 FULL=${BENCH_FULL:-0}
-ONLY=${BENCH_ONLY:-fast latency stream}
+DEFAULT_ONLY="fast latency stream"
+if [ "${BENCH_RATELIMIT:-0}" = 1 ]; then DEFAULT_ONLY+=" ratelimit"; fi
+ONLY=${BENCH_ONLY:-$DEFAULT_ONLY}
 TIME=/usr/bin/time
 
 for tool in nginx curl "$TIME" awk timeout; do
@@ -425,6 +428,18 @@ scenario_stream() {
   stop_servers
 }
 
+# Scenario 4 (BENCH_RATELIMIT=1 or BENCH_ONLY=ratelimit; about 70 s): does moonloop keep
+# under a provider's rpm and tpm by itself? ratelimit.sh runs it against a mock server that
+# enforces the limits; its report is printed under the table, not as rows.
+
+RL_REPORT=
+scenario_ratelimit() {
+  log "rate-limit adherence (tests/bench/ratelimit.sh) ..."
+  if ! RL_REPORT=$(bash "$HERE/ratelimit.sh" "$BIN"); then
+    RL_REPORT="rate-limit adherence: FAILED to run (see the messages above)"
+  fi
+}
+
 NGINX_STATUS=
 ML_BROKEN=
 log "moonloop bench: $BIN, curl $CURL_VERSION, $(nproc) CPUs, ulimit -n $NOFILE, $RUNS run(s) per cell"
@@ -433,14 +448,21 @@ for s in $ONLY; do
     fast) scenario_fast ;;
     latency) scenario_latency ;;
     stream) scenario_stream ;;
-    *) echo "bench: unknown scenario '$s' in BENCH_ONLY (fast latency stream)" >&2; exit 2 ;;
+    ratelimit) scenario_ratelimit ;;
+    *) echo "bench: unknown scenario '$s' in BENCH_ONLY (fast latency stream ratelimit)" >&2; exit 2 ;;
   esac
   NGINX_STATUS=
 done
 
 echo
 echo "moonloop bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, curl $CURL_VERSION, median of $RUNS run(s)"
-echo
-echo "| scenario | K | N | client | req/s | CPU ms/req | peak RSS KB | efficiency | notes |"
-echo "|---|---:|---:|---|---:|---:|---:|---|---|"
-printf '%s\n' "${ROWS[@]}"
+if [ "${#ROWS[@]}" -gt 0 ]; then
+  echo
+  echo "| scenario | K | N | client | req/s | CPU ms/req | peak RSS KB | efficiency | notes |"
+  echo "|---|---:|---:|---|---:|---:|---:|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+fi
+if [ -n "$RL_REPORT" ]; then
+  echo
+  printf '%s\n' "$RL_REPORT"
+fi
