@@ -41,10 +41,10 @@ return {
   --                      it to false if your server rejects stream_options
   --   ca_file            a CA bundle (PEM file) to trust, for a server using its own
   --                      certificate
-  --   max_inflight       most requests in flight at once to this provider
-  --   rpm, tpm           requests per minute and tokens per minute allowed
-  --                      (early builds read max_inflight, rpm and tpm but do not
-  --                      enforce them yet; see the README)
+  --   max_inflight       most requests in flight at once, per model
+  --   rpm, tpm           requests and tokens per minute allowed, per model (limits the
+  --                      server announces in its headers are learned as well)
+  --   max_attempts       sends per request, retries included        (default 5)
   -----------------------------------------------------------------------------------
   providers = {
     -- OpenAI's hosted API. base_url defaults to https://api.openai.com/v1.

@@ -284,16 +284,29 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     /* A new status line (a 100 Continue or a retry resets what came before). */
     const char *sp = memchr(p, ' ', n);
     x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-    x->content_type[0] = x->retry_after[0] = x->request_id[0] = '\0';
+    x->content_type[0] = x->retry_after[0] = x->retry_after_ms[0] = x->request_id[0] = '\0';
     return n;
   }
   if (header_value(p, n, "content-type", x->content_type, sizeof x->content_type))
     return n;
   if (header_value(p, n, "retry-after", x->retry_after, sizeof x->retry_after))
     return n;
+  if (header_value(p, n, "retry-after-ms", x->retry_after_ms, sizeof x->retry_after_ms))
+    return n;
   if (header_value(p, n, "x-request-id", x->request_id, sizeof x->request_id) ||
       header_value(p, n, "request-id", x->request_id, sizeof x->request_id))
     return n;
+  if (x->on_header) {
+    const char *colon = memchr(p, ':', n);
+    if (colon) {
+      const char *v = colon + 1, *end = p + n;
+      while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+      while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+      x->on_header(x, p, (size_t)(colon - p), v, (size_t)(end - v));
+    }
+  }
   if (n <= 2 && (p[0] == '\r' || p[0] == '\n')) {
     /* End of headers: choose the body parser from what the server said. */
     x->is_sse = x->status >= 200 && x->status < 300 &&

@@ -62,10 +62,14 @@ struct http_xfer {
   struct sse_parser sse;
   char content_type[96];
   char retry_after[64];
+  char retry_after_ms[32];
   char request_id[96];
   uint64_t bytes_in;
 
   http_event_fn on_event;
+  /* Every response header (libcurl context: C only). name/value are not NUL-terminated. */
+  void (*on_header)(struct http_xfer *x, const char *name, size_t nlen, const char *value,
+                    size_t vlen);
   http_done_fn on_done;
   void *ud;
 

@@ -44,6 +44,10 @@ static void provider_defaults(struct llm_provider *p) {
   p->timeout_ms = 600000;
   p->idle_timeout_ms = 120000;
   p->stream_usage = 1;
+  p->max_attempts = 5;
+  /* With dozens of requests in flight, a handful of failures in a row happens by chance on
+   * a flaky but working server; twenty in a row is an outage. */
+  p->breaker_threshold = 20;
 }
 
 static struct llm_provider *add_provider(struct llm_config *cfg, const char *name) {
@@ -189,8 +193,8 @@ static int get_ms(struct reader *r, const char *path, const char *key, long *out
 static int read_provider(struct reader *r, struct llm_config *cfg, const char *name) {
   static const char *const keys[] = {"kind", "base_url", "api_key_env", "model",
                                      "connect_timeout_ms", "timeout_ms", "idle_timeout_ms",
-                                     "stream_usage", "ca_file", "max_inflight", "rpm", "tpm",
-                                     NULL};
+                                     "stream_usage", "ca_file", "max_attempts", "max_inflight", "rpm",
+                                     "tpm", "breaker_threshold", NULL};
   char path[160];
   snprintf(path, sizeof path, "providers.%s", name);
   if (!lua_istable(r->L, -1))
@@ -225,6 +229,21 @@ static int read_provider(struct reader *r, struct llm_config *cfg, const char *n
       get_ms(r, path, "timeout_ms", &p->timeout_ms) < 0 ||
       get_ms(r, path, "idle_timeout_ms", &p->idle_timeout_ms) < 0)
     return -1;
+  long attempts = p->max_attempts;
+  if (get_ms(r, path, "max_attempts", &attempts) < 0)
+    return -1;
+  if (attempts < 1 || attempts > 100)
+    return fail(r, path, "'max_attempts' must be between 1 and 100");
+  p->max_attempts = (int)attempts;
+  long inflight = 0;
+  if (get_ms(r, path, "max_inflight", &inflight) < 0 || get_ms(r, path, "rpm", &p->rpm) < 0 ||
+      get_ms(r, path, "tpm", &p->tpm) < 0)
+    return -1;
+  p->max_inflight = (int)inflight;
+  long threshold = p->breaker_threshold;
+  if (get_ms(r, path, "breaker_threshold", &threshold) < 0)
+    return -1;
+  p->breaker_threshold = (int)threshold;
   lua_getfield(r->L, -1, "stream_usage");
   if (!lua_isnil(r->L, -1))
     p->stream_usage = lua_toboolean(r->L, -1);

@@ -17,6 +17,10 @@ struct llm_provider {
   char *ca_file;       /* CA bundle for servers with their own certificates */
   long connect_timeout_ms, timeout_ms, idle_timeout_ms;
   int stream_usage; /* ask for usage in streams (stream_options.include_usage) */
+  int max_attempts; /* sends per request, retries included (1 = no retry) */
+  int max_inflight; /* 0: no cap (AIMD still lowers it when the server pushes back) */
+  long rpm, tpm;    /* 0: unlimited until the server's headers say otherwise */
+  int breaker_threshold; /* consecutive failures that open the circuit breaker */
 };
 
 struct llm_model {

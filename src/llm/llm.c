@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
@@ -14,7 +16,9 @@
 #include "core/rt.h"
 #include "core/sched.h"
 #include "http/engine.h"
+#include "llm/gate.h"
 #include "llm/openai.h"
+#include "llm/retry.h"
 #include "lua/json.h"
 
 #define REQ_MT "moonloop.llm_request"
@@ -45,23 +49,60 @@ struct llm_req {
   int done;
   uint64_t t0_ns, t1_ns;
   struct llm_response res;
+
+  /* Kept for retries: every attempt is a fresh transfer of the same bytes. */
+  char *body_json;
+  char url[1024];
+  char role[64];
+  long total_ms;
+  int attempts;           /* sends so far */
+  int deltas_delivered;   /* a stream that reached the script is never retried */
+  struct retry_policy policy;
+  uint64_t rng;
+  struct retry_wait *retry_wait;
+  struct gate *gate;        /* NULL for the simulator */
+  struct gate_waiter gw;
+  double est_tokens;
+};
+
+/* The pause before a retry: a timer owned by the wait, freed when its handle closes. */
+struct retry_wait {
+  uv_timer_t timer;
+  struct llm_req *r;
 };
 
 static const char *const spec_keys[] = {
     "model", "messages", "prompt", "system", "temperature", "max_tokens", "stop", "json",
-    "schema", "n", "stream", "timeout_ms", "cache", "tags", "extra", "seed", "top_p", NULL};
+    "schema", "n", "stream", "timeout_ms", "cache", "tags", "extra", "seed", "top_p", "attempts",
+    NULL};
 
 static void budget_check(struct ml_rt *rt);
 
 /* ---------------------------------------------------------------------------------- */
 /* Request userdata */
 
+static void retry_wait_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void retry_wait_stop(struct llm_req *r) {
+  if (r->retry_wait) {
+    uv_close((uv_handle_t *)&r->retry_wait->timer, retry_wait_closed);
+    r->retry_wait = NULL;
+  }
+}
+
 static int req_gc(lua_State *L) {
   struct llm_req *r = luaL_checkudata(L, 1, REQ_MT);
+  if (r->gate)
+    gate_leave(r->gate, &r->gw, -1, LIMITER_CANCELLED);
   if (r->x) {
     http_xfer_free(r->x);
     r->x = NULL;
   }
+  retry_wait_stop(r);
+  free(r->body_json);
+  r->body_json = NULL;
   llm_response_free(&r->res);
   return 0;
 }
@@ -88,6 +129,26 @@ static void req_cleanup(struct ml_task *t, void *data) {
   (void)t;
   if (r->x)
     http_xfer_cancel(r->x);
+  retry_wait_stop(r);
+  if (r->gate)
+    gate_leave(r->gate, &r->gw, -1, LIMITER_CANCELLED);
+}
+
+/* Rate-limit headers go to the gate (libcurl context: pure C). */
+static void on_xfer_header(struct http_xfer *x, const char *name, size_t nlen, const char *value,
+                           size_t vlen) {
+  struct llm_req *r = x->ud;
+  if (r->gate == NULL || nlen >= 64 || vlen >= 128)
+    return;
+  if (!((nlen > 12 && strncasecmp(name, "x-ratelimit-", 12) == 0) ||
+        (nlen > 20 && strncasecmp(name, "anthropic-ratelimit-", 20) == 0)))
+    return;
+  char n[64], v[128];
+  memcpy(n, name, nlen);
+  n[nlen] = '\0';
+  memcpy(v, value, vlen);
+  v[vlen] = '\0';
+  gate_learn(r->gate, n, v);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -115,10 +176,13 @@ static int raise_error(lua_State *L, struct llm_req *r, enum err_kind kind, long
   char what[64] = "";
   if (status > 0)
     snprintf(what, sizeof what, " (HTTP %ld)", status);
-  snprintf(msg, sizeof msg, "llm.chat %s/%s [request #%llu]: %s%s: %s%s",
+  char tries[48] = "";
+  if (r->attempts > 1)
+    snprintf(tries, sizeof tries, " after %d attempts", r->attempts);
+  snprintf(msg, sizeof msg, "llm.chat %s/%s [request #%llu]: %s%s%s: %s%s",
            r->prov ? r->prov->name : "?", r->model, (unsigned long long)r->id,
-           kind_phrases[kind], what, detail,
-           retryable ? " (retryable)" : "");
+           kind_phrases[kind], what, tries, detail,
+           retryable && r->attempts <= 1 ? " (retryable)" : "");
   redact_key(r->prov, msg);
   sched_push_error(L, kind_names[kind], msg);
   if (status > 0) {
@@ -133,7 +197,7 @@ static int raise_error(lua_State *L, struct llm_req *r, enum err_kind kind, long
   lua_setfield(L, -2, "model");
   lua_pushinteger(L, (lua_Integer)r->id);
   lua_setfield(L, -2, "request");
-  lua_pushinteger(L, 1);
+  lua_pushinteger(L, r->attempts > 0 ? r->attempts : 1);
   lua_setfield(L, -2, "attempts");
   if (r->x && r->x->retry_after[0]) {
     lua_pushstring(L, r->x->retry_after);
@@ -384,47 +448,126 @@ static int push_results(lua_State *L, struct llm_req *r) {
   return 1;
 }
 
-static int finish_http(lua_State *L, struct llm_req *r) {
+/* How an attempt failed, or 0 when its answer parsed. */
+struct failure {
+  enum err_kind kind;
+  long status;
+  int retryable;
+  long hint_ms; /* the server's Retry-After, -1 when none */
+  char detail[720];
+};
+
+static int classify(struct llm_req *r, struct failure *f) {
   struct http_xfer *x = r->x;
-  if (x->err == HTTP_ECANCELLED)
-    return raise_error(L, r, EK_CANCELLED, 0, 0, "cancelled");
-  if (x->err == HTTP_EABORTED) /* the stream sent an error or a malformed event */
-    return raise_error(L, r, r->res.error_type[0] ? EK_HTTP : EK_PARSE, x->status, 1,
-                       r->res.error[0] ? r->res.error : http_xfer_strerror(x));
-  if (x->err == HTTP_ETIMEOUT || x->err == HTTP_EIDLE || x->err == HTTP_ECONNECT_TIMEOUT)
-    return raise_error(L, r, EK_TIMEOUT, 0, 1, http_xfer_strerror(x));
-  if (x->err != HTTP_OK && r->stream && x->is_sse && !r->res.stream_done) {
-    char detail[400];
-    snprintf(detail, sizeof detail, "the stream ended before [DONE] (%s)", http_xfer_strerror(x));
-    return raise_error(L, r, EK_TRANSPORT, x->status, 1, detail);
-  }
-  if (x->err != HTTP_OK)
-    return raise_error(L, r, EK_TRANSPORT, x->status, 1, http_xfer_strerror(x));
-  if (x->status < 200 || x->status >= 300) {
+  f->status = x->status;
+  f->retryable = 1;
+  f->hint_ms = -1;
+  f->detail[0] = '\0';
+  if (x->err == HTTP_ECANCELLED) {
+    f->kind = EK_CANCELLED;
+    f->retryable = 0;
+    snprintf(f->detail, sizeof f->detail, "cancelled");
+  } else if (x->err == HTTP_EABORTED) { /* the stream sent an error or a malformed event */
+    f->kind = r->res.error_type[0] ? EK_HTTP : EK_PARSE;
+    snprintf(f->detail, sizeof f->detail, "%s",
+             r->res.error[0] ? r->res.error : http_xfer_strerror(x));
+  } else if (x->err == HTTP_ETIMEOUT || x->err == HTTP_EIDLE || x->err == HTTP_ECONNECT_TIMEOUT) {
+    f->kind = EK_TIMEOUT;
+    f->status = 0;
+    snprintf(f->detail, sizeof f->detail, "%s", http_xfer_strerror(x));
+  } else if (x->err == HTTP_ESTALE) {
+    f->kind = EK_TRANSPORT;
+    f->hint_ms = 0; /* the server never saw it: send again at once */
+    snprintf(f->detail, sizeof f->detail, "%s", http_xfer_strerror(x));
+  } else if (x->err != HTTP_OK && r->stream && x->is_sse && !r->res.stream_done) {
+    f->kind = EK_TRANSPORT;
+    snprintf(f->detail, sizeof f->detail, "the stream ended before [DONE] (%s)",
+             http_xfer_strerror(x));
+  } else if (x->err != HTTP_OK) {
+    f->kind = EK_TRANSPORT;
+    snprintf(f->detail, sizeof f->detail, "%s", http_xfer_strerror(x));
+  } else if (x->status < 200 || x->status >= 300) {
     char detail[600];
     openai_error_message(x->resp.data, x->resp.len, detail, sizeof detail);
-    if (x->status == 429) {
-      char more[700];
-      snprintf(more, sizeof more, "%s%s%s%s", detail, x->retry_after[0] ? "; retry after " : "",
-               x->retry_after, x->retry_after[0] ? " s" : "");
-      return raise_error(L, r, EK_RATE_LIMITED, x->status, 1, more);
-    }
-    int retryable = x->status == 408 || x->status == 409 || x->status >= 500;
-    return raise_error(L, r, EK_HTTP, x->status, retryable, detail);
+    f->retryable = retry_status_retryable(x->status);
+    f->kind = x->status == 429 ? EK_RATE_LIMITED : EK_HTTP;
+    f->hint_ms = retry_after_ms_header(x->retry_after[0] ? x->retry_after : NULL,
+                                       x->retry_after_ms[0] ? x->retry_after_ms : NULL,
+                                       (int64_t)time(NULL) * 1000);
+    if (f->hint_ms >= 0)
+      snprintf(f->detail, sizeof f->detail, "%s; the server asked to wait %.1f s", detail,
+               (double)f->hint_ms / 1000);
+    else
+      snprintf(f->detail, sizeof f->detail, "%s", detail);
+  } else if (r->stream && x->is_sse && !r->res.stream_done) {
+    f->kind = EK_TRANSPORT;
+    snprintf(f->detail, sizeof f->detail, "the stream ended before [DONE]: the response was cut short");
+  } else if ((!r->stream || !x->is_sse) &&
+             openai_parse_body(&r->res, x->resp.data ? x->resp.data : "", x->resp.len) != 0) {
+    /* (asked for a stream and got a plain body: some servers ignore stream=true) */
+    f->kind = EK_PARSE;
+    snprintf(f->detail, sizeof f->detail, "%s", r->res.error);
+  } else {
+    return 0;
   }
-  if (r->stream) {
-    if (!x->is_sse) {
-      /* Asked for a stream, got a plain body (some servers ignore stream=true). */
-      if (openai_parse_body(&r->res, x->resp.data ? x->resp.data : "", x->resp.len) != 0)
-        return raise_error(L, r, EK_PARSE, x->status, 1, r->res.error);
-    } else if (!r->res.stream_done) {
-      return raise_error(L, r, EK_TRANSPORT, x->status, 1,
-                         "the stream ended before [DONE]: the response was cut short");
-    }
-  } else if (openai_parse_body(&r->res, x->resp.data ? x->resp.data : "", x->resp.len) != 0) {
-    return raise_error(L, r, EK_PARSE, x->status, 1, r->res.error);
+  return -1;
+}
+
+static int retry_k(lua_State *L, int status, lua_KContext ctx);
+static int chat_k(lua_State *L, int status, lua_KContext ctx);
+
+static void on_retry_timer(uv_timer_t *t) {
+  struct retry_wait *w = t->data;
+  struct llm_req *r = w->r;
+  r->retry_wait = NULL;
+  uv_close((uv_handle_t *)t, retry_wait_closed);
+  sched_wake(r->task);
+}
+
+/* The attempt is over: results, a retry after the policy's pause, or the final error. */
+static enum limiter_outcome outcome_of(const struct failure *f) {
+  if (f->kind == EK_CANCELLED)
+    return LIMITER_CANCELLED;
+  if (f->kind == EK_RATE_LIMITED || f->status == 529)
+    return LIMITER_THROTTLED;
+  if (f->kind == EK_TIMEOUT || f->kind == EK_TRANSPORT || f->status >= 500)
+    return LIMITER_FAILED;
+  return LIMITER_OK; /* the server answered (a 400 is our mistake, not its health) */
+}
+
+static int finish_http(lua_State *L, struct llm_req *r) {
+  struct failure f;
+  if (classify(r, &f) == 0) {
+    if (r->gate)
+      gate_leave(r->gate, &r->gw,
+                 r->res.has_usage ? (double)(r->res.input_tokens + r->res.output_tokens) : -1,
+                 LIMITER_OK);
+    return push_results(L, r);
   }
-  return push_results(L, r);
+  if (r->gate)
+    gate_leave(r->gate, &r->gw, -1, outcome_of(&f));
+  struct llm_state *st = r->rt->llm;
+  if (f.retryable && !r->deltas_delivered && !st->budget_reached) {
+    long elapsed = (long)((uv_hrtime() - r->t0_ns) / 1000000);
+    long delay = retry_next_delay(&r->policy, r->attempts, f.hint_ms, elapsed, &r->rng);
+    if (delay >= 0) {
+      st->stats.retries++;
+      rt_log(r->rt, ML_LOG_DEBUG, "llm.chat %s/%s [request #%llu]: attempt %d failed (%s); "
+                                  "retrying in %ld ms",
+             r->prov->name, r->model, (unsigned long long)r->id, r->attempts, f.detail, delay);
+      struct retry_wait *w = malloc(sizeof *w);
+      if (w == NULL)
+        return luaL_error(L, "out of memory");
+      uv_timer_init(&r->rt->loop, &w->timer);
+      w->timer.data = w;
+      w->r = r;
+      r->retry_wait = w;
+      uv_timer_start(&w->timer, on_retry_timer, (uint64_t)delay, 0);
+      return sched_wait(L, r->task, "llm.chat (retry pause)", req_cleanup, r, (lua_KContext)r,
+                        retry_k);
+    }
+  }
+  return raise_error(L, r, f.kind, f.status, f.retryable, f.detail);
 }
 
 /* The continuation: deliver stream deltas, wait again, or finish. */
@@ -438,6 +581,7 @@ static int chat_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushlstring(L, d.text, d.len);
     lua_pushinteger(L, d.index + 1);
     free(d.text);
+    r->deltas_delivered = 1;
     lua_callk(L, 2, 0, ctx, chat_k);
   }
   llm_response_compact_deltas(&r->res);
@@ -530,6 +674,67 @@ static int start_sim(lua_State *L, struct llm_req *r, cJSON *body) {
   return sim_k(L, LUA_OK, (lua_KContext)r);
 }
 
+/* One attempt: a fresh transfer of the stored request. The key is read from the
+ * environment here, attached in C and wiped from the stack buffer. */
+static int send_attempt(lua_State *L, struct llm_req *r) {
+  struct llm_state *st = r->rt->llm;
+  if (st->budget_reached)
+    return raise_error(L, r, EK_BUDGET, 0, 0, "the run's budget is used up: no new requests");
+  if (r->gate && !r->gw.admitted &&
+      !gate_enter(r->gate, &r->gw, r->task, r->est_tokens))
+    return sched_wait(L, r->task, "llm.chat (rate limit)", req_cleanup, r, (lua_KContext)r,
+                      retry_k); /* woken when admitted; retry_k sends */
+  if (r->x) {
+    http_xfer_free(r->x);
+    r->x = NULL;
+  }
+  llm_response_free(&r->res);
+  llm_response_init(&r->res, r->n, r->has_stream_fn);
+  r->done = 0;
+  struct http_xfer *x = http_xfer_new(r->rt->http, r->url, r->body_json, strlen(r->body_json));
+  if (x == NULL)
+    return luaL_error(L, "out of memory");
+  r->x = x;
+  x->ud = r;
+  x->on_done = on_xfer_done;
+  x->on_event = on_xfer_event;
+  x->on_header = on_xfer_header;
+  x->connect_ms = r->prov->connect_timeout_ms;
+  x->total_ms = r->total_ms;
+  x->idle_ms = r->prov->idle_timeout_ms;
+  x->ca_file = r->prov->ca_file;
+  int rc = 0;
+  if (r->stream)
+    rc |= http_xfer_header(x, "Accept: text/event-stream");
+  if (r->role[0]) {
+    char h[96];
+    snprintf(h, sizeof h, "X-Moonloop-Role: %s", r->role);
+    rc |= http_xfer_header(x, h);
+  }
+  const char *key = r->prov->api_key_env ? getenv(r->prov->api_key_env) : NULL;
+  if (key && *key) {
+    char auth[1024];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    rc |= http_xfer_header(x, auth);
+    memset(auth, 0, sizeof auth);
+  }
+  if (rc != 0)
+    return luaL_error(L, "out of memory");
+  r->attempts++;
+  if (http_xfer_start(x) != 0)
+    return raise_error(L, r, EK_TRANSPORT, 0, 1, x->why);
+  st->stats.sent++;
+  budget_check(r->rt); /* the request that reaches the cap still goes; new ones will not */
+  return sched_wait(L, r->task, "llm.chat", req_cleanup, r, (lua_KContext)r, chat_k);
+}
+
+static int retry_k(lua_State *L, int status, lua_KContext ctx) {
+  struct llm_req *r = (struct llm_req *)ctx;
+  (void)status;
+  sched_check_cancel(L, r->task);
+  return send_attempt(L, r);
+}
+
 /* The budget is reached: stop new work and cancel what is in flight, once. The run stays
  * resumable; moonloop exits 3. */
 static void budget_stop(struct ml_rt *rt, const char *why) {
@@ -572,7 +777,7 @@ static int l_chat(lua_State *L) {
     if (!known)
       return luaL_error(L, "llm.chat: unknown option '%s' (options: model, messages, prompt, "
                            "system, temperature, max_tokens, stop, json, schema, n, stream, "
-                           "timeout_ms, seed, top_p, extra, tags, cache)",
+                           "timeout_ms, attempts, seed, top_p, extra, tags, cache)",
                         luaL_tolstring(L, -1, NULL));
   }
   struct ml_task *me = sched_check_waitable(L, "llm.chat");
@@ -623,34 +828,20 @@ static int l_chat(lua_State *L) {
                          "call yet (supported: openai, sim)",
                       r->prov->name, llm_kind_name(r->prov->kind));
   }
-  char *json = cJSON_PrintUnformatted(body);
+  r->body_json = cJSON_PrintUnformatted(body);
   cJSON_Delete(body);
-  if (json == NULL)
+  if (r->body_json == NULL)
     return luaL_error(L, "out of memory");
-
-  char url[1024];
-  snprintf(url, sizeof url, "%s/chat/completions", r->prov->base_url);
-  r->x = http_xfer_new(rt->http, url, json, strlen(json));
-  free(json);
-  if (r->x == NULL)
-    return luaL_error(L, "out of memory");
-  r->x->ud = r;
-  r->x->on_done = on_xfer_done;
-  r->x->on_event = on_xfer_event;
-  r->x->connect_ms = r->prov->connect_timeout_ms;
-  r->x->total_ms = r->prov->timeout_ms;
-  r->x->idle_ms = r->prov->idle_timeout_ms;
-  r->x->ca_file = r->prov->ca_file;
+  snprintf(r->url, sizeof r->url, "%s/chat/completions", r->prov->base_url);
+  r->total_ms = r->prov->timeout_ms;
   lua_getfield(L, SPEC, "timeout_ms");
   if (!lua_isnil(L, -1)) {
     lua_Integer ms = luaL_checkinteger(L, -1);
     if (ms <= 0)
       return luaL_error(L, "llm.chat: timeout_ms must be positive");
-    r->x->total_ms = (long)ms;
+    r->total_ms = (long)ms;
   }
   lua_pop(L, 1);
-  if (r->stream)
-    http_xfer_header(r->x, "Accept: text/event-stream");
   /* tags.role travels as a header: servers ignore it, proxies can log it, and the mock
    * server's simulator uses it to know which role it plays. */
   lua_getfield(L, SPEC, "tags");
@@ -658,32 +849,45 @@ static int l_chat(lua_State *L) {
     lua_getfield(L, -1, "role");
     size_t len = 0;
     const char *role = lua_tolstring(L, -1, &len);
-    if (role && len > 0 && len < 64 && strspn(role, "abcdefghijklmnopqrstuvwxyz_-0123456789") == len) {
-      char h[96];
-      snprintf(h, sizeof h, "X-Moonloop-Role: %s", role);
-      http_xfer_header(r->x, h);
-    }
+    if (role && len > 0 && len < sizeof r->role &&
+        strspn(role, "abcdefghijklmnopqrstuvwxyz_-0123456789") == len)
+      memcpy(r->role, role, len + 1);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  const char *key = r->prov->api_key_env ? getenv(r->prov->api_key_env) : NULL;
-  if (r->prov->api_key_env && (key == NULL || !*key))
-    return luaL_error(L, "llm.chat: provider '%s' needs an API key in the environment variable "
-                         "%s, which is not set",
-                      r->prov->name, r->prov->api_key_env);
-  if (key) {
-    char auth[1024];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-    int rc = http_xfer_header(r->x, auth);
-    memset(auth, 0, sizeof auth);
-    if (rc != 0)
-      return luaL_error(L, "out of memory");
+  if (r->prov->api_key_env) {
+    const char *key = getenv(r->prov->api_key_env);
+    if (key == NULL || !*key)
+      return luaL_error(L, "llm.chat: provider '%s' needs an API key in the environment "
+                           "variable %s, which is not set",
+                        r->prov->name, r->prov->api_key_env);
   }
-  if (http_xfer_start(r->x) != 0)
-    return raise_error(L, r, EK_TRANSPORT, 0, 1, r->x->why);
-  st->stats.sent++;
-  budget_check(rt); /* the request that reaches the cap still goes; new ones will not */
-  return sched_wait(L, me, "llm.chat", req_cleanup, r, (lua_KContext)r, chat_k);
+  retry_policy_default(&r->policy);
+  r->policy.max_attempts = r->prov->max_attempts;
+  lua_getfield(L, SPEC, "attempts"); /* a per-call cap, e.g. 1 for a quick probe */
+  if (!lua_isnil(L, -1)) {
+    lua_Integer a = luaL_checkinteger(L, -1);
+    if (a < 1 || a > 100)
+      return luaL_error(L, "llm.chat: attempts must be between 1 and 100");
+    r->policy.max_attempts = (int)a;
+  }
+  lua_pop(L, 1);
+  r->rng = r->t0_ns ^ (r->id * 0x9e3779b97f4a7c15ULL);
+  struct limiter_config lc;
+  limiter_config_default(&lc);
+  lc.max_inflight = r->prov->max_inflight;
+  lc.rpm = r->prov->rpm;
+  lc.tpm = r->prov->tpm;
+  lc.adaptive = 1;
+  lc.breaker_threshold = r->prov->breaker_threshold;
+  r->gate = gate_for(st->gates, r->prov->name, r->model, &lc);
+  /* What the request may cost in tokens: the prompt (about 4 bytes a token) and the answer
+   * (max_tokens, or a guess), for each choice. Corrected from the usage afterwards. */
+  lua_getfield(L, SPEC, "max_tokens");
+  double out_tokens = lua_isinteger(L, -1) ? (double)lua_tointeger(L, -1) : 256;
+  lua_pop(L, 1);
+  r->est_tokens = (double)strlen(r->body_json) / 4 + out_tokens * r->n;
+  return send_attempt(L, r);
 }
 
 static int l_stats(lua_State *L) {
@@ -695,6 +899,8 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "requests");
   lua_pushinteger(L, (lua_Integer)st->sent);
   lua_setfield(L, -2, "sent");
+  lua_pushinteger(L, (lua_Integer)st->retries);
+  lua_setfield(L, -2, "retries");
   lua_pushinteger(L, (lua_Integer)hs->refused_resends);
   lua_setfield(L, -2, "refused_resends");
   lua_pushinteger(L, (lua_Integer)st->ok);
@@ -723,6 +929,32 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "connections_opened");
   lua_pushinteger(L, (lua_Integer)hs->http2_responses);
   lua_setfield(L, -2, "http2_responses");
+  lua_newtable(L); /* limits["provider/model"] = what its gate knows */
+  for (struct gate *g = gate_first(rt->llm->gates); g; g = gate_next(g)) {
+    struct limiter_stats ls = gate_stats(g);
+    static const char *const breaker[] = {"closed", "open", "half-open"};
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, ls.in_flight);
+    lua_setfield(L, -2, "in_flight");
+    lua_pushinteger(L, ls.effective_cap);
+    lua_setfield(L, -2, "cap");
+    lua_pushnumber(L, ls.rpm_capacity);
+    lua_setfield(L, -2, "rpm");
+    lua_pushnumber(L, ls.tpm_capacity);
+    lua_setfield(L, -2, "tpm");
+    lua_pushstring(L, breaker[ls.breaker]);
+    lua_setfield(L, -2, "breaker");
+    lua_pushinteger(L, (lua_Integer)ls.throttled);
+    lua_setfield(L, -2, "throttled");
+    lua_pushinteger(L, (lua_Integer)ls.failed);
+    lua_setfield(L, -2, "failed");
+    lua_pushinteger(L, (lua_Integer)ls.decreases);
+    lua_setfield(L, -2, "decreases");
+    lua_pushinteger(L, (lua_Integer)ls.opens);
+    lua_setfield(L, -2, "breaker_opens");
+    lua_setfield(L, -2, gate_name(g));
+  }
+  lua_setfield(L, -2, "limits");
   return 1;
 }
 
@@ -790,6 +1022,9 @@ int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg) {
   rt->llm = calloc(1, sizeof *rt->llm);
   if (rt->llm == NULL)
     return -1;
+  rt->llm->gates = gate_set_new(&rt->loop);
+  if (rt->llm->gates == NULL)
+    return -1;
   rt->llm->cfg = *cfg;
   rt->llm->budget_usd = cfg->budget_usd;
   rt->llm->budget_requests = cfg->budget_requests > 0 ? (uint64_t)cfg->budget_requests : 0;
@@ -807,6 +1042,7 @@ void llm_close(struct ml_rt *rt) {
   if (rt->llm == NULL)
     return;
   llm_config_free(&rt->llm->cfg);
+  gate_set_free(rt->llm->gates);
   free(rt->llm);
   rt->llm = NULL;
 }

@@ -8,10 +8,12 @@
 #include "llm/config.h"
 
 struct ml_rt;
+struct gate_set;
 
 struct llm_stats {
   uint64_t requests, ok, errors;
-  uint64_t sent; /* HTTP requests actually sent, retries included */
+  uint64_t sent;    /* HTTP requests actually sent, retries included */
+  uint64_t retries; /* attempts after the first */
   uint64_t errors_by_kind[8];
   uint64_t input_tokens, output_tokens;
   double cost_usd;
@@ -24,6 +26,7 @@ struct llm_state {
   uint64_t budget_requests; /* 0: none */
   int budget_reached;
   int unpriced_warned;
+  struct gate_set *gates; /* admission per provider and model */
   uint64_t next_request_id;
   int offline_notice_shown;
   struct llm_stats stats;

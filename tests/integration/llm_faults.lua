@@ -13,7 +13,7 @@ local want = {
 }
 local w = assert(want[fault], "unknown fault " .. tostring(fault))
 local ok, err = pcall(llm.chat, {
-  model = "weak", prompt = "trigger " .. fault, timeout_ms = 1500,
+  model = "weak", prompt = "trigger " .. fault, timeout_ms = 1500, attempts = 1,
   stream = stream and function() end or nil,
 })
 assert(not ok, "expected an error for fault " .. fault)

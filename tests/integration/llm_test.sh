@@ -34,9 +34,54 @@ for fault in stall truncate badsse reset; do
   fi
 done
 
+# Retries: one loop in the engine. Half the answers fail with 500: every request succeeds.
+start_mock flaky --fault 503=0.3 --seed 3
+cat >retry.lua <<'LUA'
+local items = {}
+for i = 1, 200 do items[i] = i end
+task.map(items, function(i) return llm.chat{ prompt = "flaky " .. i }.text end, { limit = 50 })
+local s = llm.stats()
+print(("ok=%d sent=%d retries=%d errors=%d"):format(s.ok, s.sent, s.retries, s.errors))
+assert(s.ok == 200 and s.errors == 0 and s.retries > 30 and s.sent == 200 + s.retries)
+LUA
+if OPENAI_BASE_URL=$MOCK_URL timeout 120 "$MOONLOOP" run retry.lua >retry.out 2>&1; then
+  pass "30% 503s are retried until every request succeeds: $(tail -1 retry.out)"
+else
+  fail "retries on 503" "$(tail -5 retry.out)"
+fi
+# A 429 with Retry-After: 1 s is honoured, and the final error says how many attempts.
+start_mock limited --fault 429=1 --retry-after 1
+cat >retry429.lua <<'LUA'
+local t0 = os.time()
+local clock0 = llm.stats()
+local ok, err = pcall(llm.chat, { prompt = "always limited", attempts = 3 })
+local waited = os.time() - t0
+assert(not ok and err.kind == "rate_limited", tostring(err))
+assert(err.attempts == 3, "attempts " .. tostring(err.attempts))
+assert(tostring(err):find("after 3 attempts", 1, true), tostring(err))
+assert(waited >= 1, "waited " .. waited .. " s: Retry-After was not honoured")
+print(tostring(err))
+LUA
+if OPENAI_BASE_URL=$MOCK_URL timeout 60 "$MOONLOOP" run retry429.lua >retry429.out 2>&1; then
+  pass "Retry-After is honoured and the final error counts the attempts"
+else
+  fail "Retry-After" "$(tail -5 retry429.out)"
+fi
+# A 404 is the caller's mistake: never retried.
+cat >noretry.lua <<'LUA'
+local ok, err = pcall(llm.chat, { prompt = "x" })
+assert(not ok and err.kind == "http" and err.status == 404 and err.attempts == 1, tostring(err))
+assert(llm.stats().sent == 1)
+LUA
+if OPENAI_BASE_URL=${MOCK_URL%/v1}/nowhere timeout 30 "$MOONLOOP" run noretry.lua >noretry.out 2>&1; then
+  pass "a 404 is not retried"
+else
+  fail "404 not retried" "$(tail -5 noretry.out)"
+fi
+
 # Nothing listening: a transport error that says so.
 cat >refused.lua <<'LUA'
-local ok, err = pcall(llm.chat, { prompt = "anyone there?" })
+local ok, err = pcall(llm.chat, { prompt = "anyone there?", attempts = 1 })
 assert(not ok and err.kind == "transport", tostring(err))
 assert(tostring(err):find("could not connect"), tostring(err))
 print(tostring(err))
@@ -51,7 +96,7 @@ fi
 start_mock slow --latency 10000
 cat >last_timeout.lua <<'LUA'
 local t0 = os.time()
-local ok, err = pcall(llm.chat, { prompt = "slow", timeout_ms = 300 })
+local ok, err = pcall(llm.chat, { prompt = "slow", timeout_ms = 300, attempts = 1 })
 assert(not ok and err.kind == "timeout", tostring(err))
 assert(tostring(err):find("300 ms"), tostring(err))
 print(tostring(err))
@@ -69,7 +114,7 @@ return { providers = { mock = { kind = "openai", base_url = "$MOCK_URL",
                                 idle_timeout_ms = 300, timeout_ms = 60000 } } }
 LUA
 cat >idle.lua <<'LUA'
-local ok, err = pcall(llm.chat, { prompt = "quiet", stream = function() end })
+local ok, err = pcall(llm.chat, { prompt = "quiet", stream = function() end, attempts = 1 })
 assert(not ok and err.kind == "timeout", tostring(err))
 assert(tostring(err):find("no data from the server for 300 ms"), tostring(err))
 print(tostring(err))
