@@ -15,6 +15,8 @@
 
 #define DEFAULT_OPENAI_URL "https://api.openai.com/v1"
 #define DEFAULT_OPENAI_MODEL "gpt-4o-mini"
+#define DEFAULT_ANTHROPIC_URL "https://api.anthropic.com/v1"
+#define DEFAULT_ANTHROPIC_MODEL "claude-sonnet-4-5"
 
 static const char *const role_names[] = {"default", "strong", "weak",    "judge",
                                          "challenger", "checker", "analyst", NULL};
@@ -77,6 +79,26 @@ void llm_config_offline(struct llm_config *cfg) {
 static void zero_config(struct llm_config *cfg) {
   const char *key = getenv("OPENAI_API_KEY");
   const char *url = getenv("OPENAI_BASE_URL");
+  const char *akey = getenv("ANTHROPIC_API_KEY");
+  if ((key == NULL || !*key) && (url == NULL || !*url) && akey && *akey) {
+    /* Only Anthropic's key is set: every role goes to its default model. */
+    memset(cfg, 0, sizeof *cfg);
+    struct llm_provider *p = add_provider(cfg, "anthropic");
+    if (p == NULL)
+      return;
+    p->kind = LLM_KIND_ANTHROPIC;
+    const char *aurl = getenv("ANTHROPIC_BASE_URL");
+    p->base_url = xstrdup(aurl && *aurl ? aurl : DEFAULT_ANTHROPIC_URL);
+    size_t n = strlen(p->base_url);
+    while (n > 0 && p->base_url[n - 1] == '/')
+      p->base_url[--n] = '\0';
+    p->api_key_env = xstrdup("ANTHROPIC_API_KEY");
+    const char *model = getenv("MOONLOOP_MODEL");
+    p->default_model = xstrdup(model && *model ? model : DEFAULT_ANTHROPIC_MODEL);
+    cfg->default_provider = 0;
+    snprintf(cfg->source, sizeof cfg->source, "environment (ANTHROPIC_API_KEY)");
+    return;
+  }
   if ((key == NULL || !*key) && (url == NULL || !*url)) {
     llm_config_offline(cfg);
     snprintf(cfg->source, sizeof cfg->source,
@@ -251,7 +273,7 @@ static int read_provider(struct reader *r, struct llm_config *cfg, const char *n
   if (p->kind == LLM_KIND_OPENAI && p->base_url == NULL)
     p->base_url = xstrdup(DEFAULT_OPENAI_URL);
   if (p->kind == LLM_KIND_ANTHROPIC && p->base_url == NULL)
-    p->base_url = xstrdup("https://api.anthropic.com/v1");
+    p->base_url = xstrdup(DEFAULT_ANTHROPIC_URL);
   if (p->base_url) {
     if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0)
       return fail(r, path, "base_url \"%s\" must start with http:// or https://", p->base_url);
@@ -260,7 +282,9 @@ static int read_provider(struct reader *r, struct llm_config *cfg, const char *n
       p->base_url[--n] = '\0';
   }
   if (p->default_model == NULL)
-    p->default_model = xstrdup(p->kind == LLM_KIND_SIM ? "sim-default" : DEFAULT_OPENAI_MODEL);
+    p->default_model = xstrdup(p->kind == LLM_KIND_SIM         ? "sim-default"
+                               : p->kind == LLM_KIND_ANTHROPIC ? DEFAULT_ANTHROPIC_MODEL
+                                                               : DEFAULT_OPENAI_MODEL);
   return 0;
 }
 

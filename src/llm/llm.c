@@ -16,12 +16,14 @@
 #include "core/rt.h"
 #include "core/sched.h"
 #include "http/engine.h"
+#include "llm/anthropic.h"
 #include "llm/gate.h"
 #include "llm/openai.h"
 #include "llm/retry.h"
 #include "lua/json.h"
 
 #define REQ_MT "moonloop.llm_request"
+#define ANTHROPIC_VERSION "2023-06-01"
 #define SPEC 1 /* stack index of the argument table */
 #define REQ 2  /* stack index of the request userdata */
 
@@ -116,7 +118,8 @@ static void on_xfer_done(struct http_xfer *x) {
 
 static int on_xfer_event(struct http_xfer *x, const struct sse_event *ev) {
   struct llm_req *r = x->ud;
-  int rc = openai_stream_event(&r->res, ev);
+  int rc = r->prov->kind == LLM_KIND_ANTHROPIC ? anthropic_stream_event(&r->res, ev)
+                                               : openai_stream_event(&r->res, ev);
   if (rc < 0)
     return 1; /* abort: the error is in r->res.error */
   if (rc > 0)
@@ -457,6 +460,16 @@ struct failure {
   char detail[720];
 };
 
+static const char *stream_end_name(const struct llm_req *r) {
+  return r->prov->kind == LLM_KIND_ANTHROPIC ? "message_stop" : "[DONE]";
+}
+
+static int parse_body(struct llm_req *r, struct http_xfer *x) {
+  const char *body = x->resp.data ? x->resp.data : "";
+  return r->prov->kind == LLM_KIND_ANTHROPIC ? anthropic_parse_body(&r->res, body, x->resp.len)
+                                             : openai_parse_body(&r->res, body, x->resp.len);
+}
+
 static int classify(struct llm_req *r, struct failure *f) {
   struct http_xfer *x = r->x;
   f->status = x->status;
@@ -469,6 +482,8 @@ static int classify(struct llm_req *r, struct failure *f) {
     snprintf(f->detail, sizeof f->detail, "cancelled");
   } else if (x->err == HTTP_EABORTED) { /* the stream sent an error or a malformed event */
     f->kind = r->res.error_type[0] ? EK_HTTP : EK_PARSE;
+    if (strstr(r->res.error_type, "overloaded") || strstr(r->res.error_type, "rate_limit"))
+      f->status = 529; /* the server pushed back mid-stream: throttled, worth a retry */
     snprintf(f->detail, sizeof f->detail, "%s",
              r->res.error[0] ? r->res.error : http_xfer_strerror(x));
   } else if (x->err == HTTP_ETIMEOUT || x->err == HTTP_EIDLE || x->err == HTTP_ECONNECT_TIMEOUT) {
@@ -481,14 +496,17 @@ static int classify(struct llm_req *r, struct failure *f) {
     snprintf(f->detail, sizeof f->detail, "%s", http_xfer_strerror(x));
   } else if (x->err != HTTP_OK && r->stream && x->is_sse && !r->res.stream_done) {
     f->kind = EK_TRANSPORT;
-    snprintf(f->detail, sizeof f->detail, "the stream ended before [DONE] (%s)",
+    snprintf(f->detail, sizeof f->detail, "the stream ended before %s (%s)", stream_end_name(r),
              http_xfer_strerror(x));
   } else if (x->err != HTTP_OK) {
     f->kind = EK_TRANSPORT;
     snprintf(f->detail, sizeof f->detail, "%s", http_xfer_strerror(x));
   } else if (x->status < 200 || x->status >= 300) {
     char detail[600];
-    openai_error_message(x->resp.data, x->resp.len, detail, sizeof detail);
+    if (r->prov->kind == LLM_KIND_ANTHROPIC)
+      anthropic_error_message(x->resp.data, x->resp.len, detail, sizeof detail);
+    else
+      openai_error_message(x->resp.data, x->resp.len, detail, sizeof detail);
     f->retryable = retry_status_retryable(x->status);
     f->kind = x->status == 429 ? EK_RATE_LIMITED : EK_HTTP;
     f->hint_ms = retry_after_ms_header(x->retry_after[0] ? x->retry_after : NULL,
@@ -501,9 +519,9 @@ static int classify(struct llm_req *r, struct failure *f) {
       snprintf(f->detail, sizeof f->detail, "%s", detail);
   } else if (r->stream && x->is_sse && !r->res.stream_done) {
     f->kind = EK_TRANSPORT;
-    snprintf(f->detail, sizeof f->detail, "the stream ended before [DONE]: the response was cut short");
-  } else if ((!r->stream || !x->is_sse) &&
-             openai_parse_body(&r->res, x->resp.data ? x->resp.data : "", x->resp.len) != 0) {
+    snprintf(f->detail, sizeof f->detail, "the stream ended before %s: the response was cut short",
+             stream_end_name(r));
+  } else if ((!r->stream || !x->is_sse) && parse_body(r, x) != 0) {
     /* (asked for a stream and got a plain body: some servers ignore stream=true) */
     f->kind = EK_PARSE;
     snprintf(f->detail, sizeof f->detail, "%s", r->res.error);
@@ -714,10 +732,15 @@ static int send_attempt(lua_State *L, struct llm_req *r) {
   const char *key = r->prov->api_key_env ? getenv(r->prov->api_key_env) : NULL;
   if (key && *key) {
     char auth[1024];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    if (r->prov->kind == LLM_KIND_ANTHROPIC)
+      snprintf(auth, sizeof auth, "x-api-key: %s", key);
+    else
+      snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     rc |= http_xfer_header(x, auth);
     memset(auth, 0, sizeof auth);
   }
+  if (r->prov->kind == LLM_KIND_ANTHROPIC)
+    rc |= http_xfer_header(x, "anthropic-version: " ANTHROPIC_VERSION);
   if (rc != 0)
     return luaL_error(L, "out of memory");
   r->attempts++;
@@ -822,17 +845,20 @@ static int l_chat(lua_State *L) {
   cJSON *body = build_body(L, r);
   if (r->prov->kind == LLM_KIND_SIM)
     return start_sim(L, r, body);
-  if (r->prov->kind != LLM_KIND_OPENAI) {
+  if (r->prov->kind == LLM_KIND_ANTHROPIC) {
+    char why[256];
+    cJSON *messages_body = anthropic_body(body, why, sizeof why);
     cJSON_Delete(body);
-    return luaL_error(L, "llm.chat: provider '%s' is of kind \"%s\", which this build cannot "
-                         "call yet (supported: openai, sim)",
-                      r->prov->name, llm_kind_name(r->prov->kind));
+    if (messages_body == NULL)
+      return luaL_error(L, "llm.chat: %s (provider '%s', the Messages API)", why, r->prov->name);
+    body = messages_body;
   }
   r->body_json = cJSON_PrintUnformatted(body);
   cJSON_Delete(body);
   if (r->body_json == NULL)
     return luaL_error(L, "out of memory");
-  snprintf(r->url, sizeof r->url, "%s/chat/completions", r->prov->base_url);
+  snprintf(r->url, sizeof r->url, "%s/%s", r->prov->base_url,
+           r->prov->kind == LLM_KIND_ANTHROPIC ? "messages" : "chat/completions");
   r->total_ms = r->prov->timeout_ms;
   lua_getfield(L, SPEC, "timeout_ms");
   if (!lua_isnil(L, -1)) {
