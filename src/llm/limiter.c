@@ -179,6 +179,8 @@ long limiter_acquire(struct limiter *l, double est_tokens, int64_t now_ms,
     return LIMITER_EINVAL;
   if (!(est_tokens >= 0)) /* negative or NaN */
     est_tokens = 0;
+  else if (est_tokens > 1e12) /* keeps infinities out of the bucket arithmetic */
+    est_tokens = 1e12;
 
   if (l->breaker == LIMITER_OPEN) {
     if (now_ms < l->open_until_ms)
@@ -240,8 +242,8 @@ static void breaker_note(struct limiter *l, const struct limiter_ticket *t,
       l->consecutive_failures = 0;
       l->cooldown_ms = l->cfg.breaker_cooldown_ms;
     } else if (bad) {
-      l->cooldown_ms =
-          l->cooldown_ms > LIMITER_MAX_COOLDOWN_MS / 2 ? LIMITER_MAX_COOLDOWN_MS : l->cooldown_ms * 2;
+      l->cooldown_ms = l->cooldown_ms > LIMITER_MAX_COOLDOWN_MS / 2 ? LIMITER_MAX_COOLDOWN_MS
+                                                                    : l->cooldown_ms * 2;
       breaker_open(l, now);
     } /* a cancelled probe proved nothing: the next request probes again */
     return;

@@ -46,8 +46,8 @@ struct limiter_bucket {
 };
 
 struct limiter_rate {
-  long configured; /* per minute from the config; 0 = none */
-  double learned;  /* per minute from headers; 0 = none */
+  long configured;              /* per minute from the config; 0 = none */
+  double learned;               /* per minute from headers; 0 = none */
   struct limiter_bucket budget; /* capacity = the per-minute limit */
   struct limiter_bucket pace;   /* a little of the same rate: spreads admissions evenly */
 };
@@ -88,8 +88,8 @@ struct limiter_ticket {
 
 struct limiter_stats {
   int in_flight;
-  int cap;           /* ceiling of the in-flight cap; 0 = none */
-  int effective_cap; /* cap in force now (AIMD); 0 = none */
+  int cap;                        /* ceiling of the in-flight cap; 0 = none */
+  int effective_cap;              /* cap in force now (AIMD); 0 = none */
   double rpm_capacity, rpm_level; /* capacity 0 = unlimited; levels as of the last call */
   double tpm_capacity, tpm_level;
   double input_tpm, input_remaining, output_tpm, output_remaining; /* 0 until learned */

@@ -49,9 +49,9 @@ static long uniform_upto(uint64_t *state, long bound) {
 static int64_t days_from_civil(int64_t y, int m, int d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;                                 /* [0, 399] */
+  int64_t yoe = y - era * 400;                                   /* [0, 399] */
   int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* [0, 365] */
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;         /* [0, 146096] */
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* [0, 146096] */
   return era * 146097 + doe - 719468;
 }
 
@@ -141,9 +141,9 @@ static int eat_name(struct cursor *c, const char *const *names, int count) {
   return -1;
 }
 
-static const char *const day_names[14] = {
-    "Mon",    "Tue",     "Wed",       "Thu",      "Fri",    "Sat",      "Sun",
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
+static const char *const day_names[14] = {"Mon",      "Tue",    "Wed",      "Thu",     "Fri",
+                                          "Sat",      "Sun",    "Monday",   "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday", "Sunday"};
 static const char *const month_names[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 

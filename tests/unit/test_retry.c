@@ -6,16 +6,16 @@
 
 #include <limits.h>
 
-#define T_1994 INT64_C(784111777000)         /* 1994-11-06 08:49:37 */
-#define T_2038 INT64_C(2147483648000)        /* 2038-01-19 03:14:08, 2^31 s */
-#define T_2106 INT64_C(4294967296000)        /* 2106-02-07 06:28:16, 2^32 s */
-#define T_2100_MAR1 INT64_C(4107542400000)   /* 2100-03-01 00:00:00 */
-#define T_2000_FEB29 INT64_C(951825600000)   /* 2000-02-29 12:00:00 */
-#define T_2024_FEB29 INT64_C(1709164800000)  /* 2024-02-29 00:00:00 */
-#define T_9999 INT64_C(253402300799000)      /* 9999-12-31 23:59:59 */
-#define T_2038_JAN1 INT64_C(2145916800000)   /* 2038-01-01 00:00:00 */
-#define T_2030 INT64_C(1893456000000)        /* 2030-01-01 00:00:00 */
-#define NOW_2025 INT64_C(1755780059000)      /* 2025-08-21 12:40:59 */
+#define T_1994 INT64_C(784111777000)        /* 1994-11-06 08:49:37 */
+#define T_2038 INT64_C(2147483648000)       /* 2038-01-19 03:14:08, 2^31 s */
+#define T_2106 INT64_C(4294967296000)       /* 2106-02-07 06:28:16, 2^32 s */
+#define T_2100_MAR1 INT64_C(4107542400000)  /* 2100-03-01 00:00:00 */
+#define T_2000_FEB29 INT64_C(951825600000)  /* 2000-02-29 12:00:00 */
+#define T_2024_FEB29 INT64_C(1709164800000) /* 2024-02-29 00:00:00 */
+#define T_9999 INT64_C(253402300799000)     /* 9999-12-31 23:59:59 */
+#define T_2038_JAN1 INT64_C(2145916800000)  /* 2038-01-01 00:00:00 */
+#define T_2030 INT64_C(1893456000000)       /* 2030-01-01 00:00:00 */
+#define NOW_2025 INT64_C(1755780059000)     /* 2025-08-21 12:40:59 */
 
 /* ---- statuses ------------------------------------------------------------------------- */
 
@@ -62,8 +62,8 @@ static void retry_after_decimal_seconds_round_up_to_the_ms(void) {
 }
 
 static void retry_after_rejects_garbage(void) {
-  static const char *const bad[] = {"",  "   ", "abc",  "12abc", "1.",  ".5",  "1.2.3", "1e3",
-                                    "+5", "0x10", "5 s", "5,0",  "1 2", "inf", "NaN",   "\x01"};
+  static const char *const bad[] = {"",   "   ",  "abc", "12abc", "1.",  ".5",  "1.2.3", "1e3",
+                                    "+5", "0x10", "5 s", "5,0",   "1 2", "inf", "NaN",   "\x01"};
   ML_CHECK_INT(retry_after_ms(NULL, 0), -1);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     if (retry_after_ms(bad[i], 0) != -1)
@@ -148,24 +148,24 @@ static void retry_after_names_are_case_insensitive(void) {
 
 static void retry_after_rejects_malformed_dates(void) {
   static const char *const bad[] = {
-      "Sun, 06 Nov 1994 08:49:37",         /* no zone */
-      "Sun, 06 Nov 1994 08:49:37 PST",     /* not GMT */
-      "Sun, 06 Nov 1994 08:49:37 GMT x",   /* trailing junk */
-      "Fun, 06 Nov 1994 08:49:37 GMT",     /* no such day */
-      "Sun, 06 Nev 1994 08:49:37 GMT",     /* no such month */
-      "Sun, 06 Nov 94 08:49:37 GMT",       /* IMF-fixdate needs four digits */
-      "Sun, 06 Nov 19945 08:49:37 GMT",    /* five */
-      "Sunday, 06-Nov-994 08:49:37 GMT",   /* three */
-      "Sun, 06 Nov 1994 24:00:00 GMT",     /* hour */
-      "Sun, 06 Nov 1994 08:60:00 GMT",     /* minute */
-      "Sun, 06 Nov 1994 08:49:61 GMT",     /* second */
-      "Sun, 31 Apr 1994 08:49:37 GMT",     /* April has 30 days */
-      "Sun, 00 Nov 1994 08:49:37 GMT",     /* day 0 */
-      "Sun, 06 Nov 1994 8:49:37 GMT",      /* one-digit hour */
-      "Sun, 06 Nov 1994 08-49-37 GMT",     /* separators */
-      "Sun Nov  6 08:49:37 94",            /* asctime needs four digits */
-      "Sun Nov  6 08:49:37 1994 GMT",      /* asctime has no zone */
-      "Sun",                               /* truncated */
+      "Sun, 06 Nov 1994 08:49:37",       /* no zone */
+      "Sun, 06 Nov 1994 08:49:37 PST",   /* not GMT */
+      "Sun, 06 Nov 1994 08:49:37 GMT x", /* trailing junk */
+      "Fun, 06 Nov 1994 08:49:37 GMT",   /* no such day */
+      "Sun, 06 Nev 1994 08:49:37 GMT",   /* no such month */
+      "Sun, 06 Nov 94 08:49:37 GMT",     /* IMF-fixdate needs four digits */
+      "Sun, 06 Nov 19945 08:49:37 GMT",  /* five */
+      "Sunday, 06-Nov-994 08:49:37 GMT", /* three */
+      "Sun, 06 Nov 1994 24:00:00 GMT",   /* hour */
+      "Sun, 06 Nov 1994 08:60:00 GMT",   /* minute */
+      "Sun, 06 Nov 1994 08:49:61 GMT",   /* second */
+      "Sun, 31 Apr 1994 08:49:37 GMT",   /* April has 30 days */
+      "Sun, 00 Nov 1994 08:49:37 GMT",   /* day 0 */
+      "Sun, 06 Nov 1994 8:49:37 GMT",    /* one-digit hour */
+      "Sun, 06 Nov 1994 08-49-37 GMT",   /* separators */
+      "Sun Nov  6 08:49:37 94",          /* asctime needs four digits */
+      "Sun Nov  6 08:49:37 1994 GMT",    /* asctime has no zone */
+      "Sun",                             /* truncated */
       "Sun, ",
       "Sun, 06 Nov",
       "06 Nov 1994 08:49:37 GMT", /* no day name: starts with a digit, not a number either */
@@ -380,42 +380,33 @@ static void next_delay_without_total_budget_never_times_out(void) {
   ML_CHECK(retry_next_delay(&p, 2, 3600000, 86400000, &rng) >= 3600000);
 }
 
-ML_TEST_MAIN(ML_CASE(policy_default_is_5_attempts_500ms_30s_120s),
-             ML_CASE(timeouts_conflicts_429_and_5xx_are_retryable),
-             ML_CASE(other_statuses_are_not_retryable),
-             ML_CASE(retry_after_delta_seconds_in_ms),
-             ML_CASE(retry_after_allows_surrounding_blanks),
-             ML_CASE(retry_after_decimal_seconds_round_up_to_the_ms),
-             ML_CASE(retry_after_rejects_garbage),
-             ML_CASE(retry_after_rejects_negative_values),
-             ML_CASE(retry_after_huge_delta_saturates_at_24h),
-             ML_CASE(retry_after_imf_fixdate),
-             ML_CASE(retry_after_rfc850_date),
-             ML_CASE(rfc850_two_digit_year_is_the_nearest_within_50_years),
-             ML_CASE(retry_after_asctime_date),
-             ML_CASE(retry_after_date_in_the_past_is_zero),
-             ML_CASE(retry_after_date_more_than_a_day_ahead_is_capped),
-             ML_CASE(retry_after_leap_days),
-             ML_CASE(retry_after_dates_past_2038_and_2106),
-             ML_CASE(retry_after_names_are_case_insensitive),
-             ML_CASE(retry_after_rejects_malformed_dates),
-             ML_CASE(retry_after_leap_second_is_accepted),
-             ML_CASE(retry_after_extreme_clocks_do_not_overflow),
-             ML_CASE(retry_after_ms_header_is_preferred_when_valid),
-             ML_CASE(retry_after_ms_header_falls_back_when_invalid_or_absent),
-             ML_CASE(backoff_stays_within_the_doubling_ceiling_over_10000_draws),
-             ML_CASE(backoff_is_spread_evenly_not_piled_at_the_cap),
-             ML_CASE(backoff_never_overflows_for_huge_attempts),
-             ML_CASE(backoff_attempt_below_one_counts_as_the_first),
-             ML_CASE(backoff_is_reproducible_from_the_seed),
-             ML_CASE(backoff_without_base_or_cap_is_zero),
-             ML_CASE(next_delay_gives_up_after_max_attempts),
-             ML_CASE(next_delay_gives_up_when_total_time_is_used),
-             ML_CASE(next_delay_honours_the_hint_plus_at_most_ten_percent),
-             ML_CASE(next_delay_hint_may_exceed_the_backoff_cap),
-             ML_CASE(next_delay_zero_hint_means_now),
-             ML_CASE(next_delay_gives_up_on_a_hint_past_the_total),
-             ML_CASE(next_delay_hint_jitter_stays_within_the_total),
-             ML_CASE(next_delay_without_hint_is_the_backoff),
-             ML_CASE(next_delay_shortens_the_backoff_to_fit_the_total),
-             ML_CASE(next_delay_without_total_budget_never_times_out))
+ML_TEST_MAIN(
+    ML_CASE(policy_default_is_5_attempts_500ms_30s_120s),
+    ML_CASE(timeouts_conflicts_429_and_5xx_are_retryable),
+    ML_CASE(other_statuses_are_not_retryable), ML_CASE(retry_after_delta_seconds_in_ms),
+    ML_CASE(retry_after_allows_surrounding_blanks),
+    ML_CASE(retry_after_decimal_seconds_round_up_to_the_ms), ML_CASE(retry_after_rejects_garbage),
+    ML_CASE(retry_after_rejects_negative_values), ML_CASE(retry_after_huge_delta_saturates_at_24h),
+    ML_CASE(retry_after_imf_fixdate), ML_CASE(retry_after_rfc850_date),
+    ML_CASE(rfc850_two_digit_year_is_the_nearest_within_50_years),
+    ML_CASE(retry_after_asctime_date), ML_CASE(retry_after_date_in_the_past_is_zero),
+    ML_CASE(retry_after_date_more_than_a_day_ahead_is_capped), ML_CASE(retry_after_leap_days),
+    ML_CASE(retry_after_dates_past_2038_and_2106), ML_CASE(retry_after_names_are_case_insensitive),
+    ML_CASE(retry_after_rejects_malformed_dates), ML_CASE(retry_after_leap_second_is_accepted),
+    ML_CASE(retry_after_extreme_clocks_do_not_overflow),
+    ML_CASE(retry_after_ms_header_is_preferred_when_valid),
+    ML_CASE(retry_after_ms_header_falls_back_when_invalid_or_absent),
+    ML_CASE(backoff_stays_within_the_doubling_ceiling_over_10000_draws),
+    ML_CASE(backoff_is_spread_evenly_not_piled_at_the_cap),
+    ML_CASE(backoff_never_overflows_for_huge_attempts),
+    ML_CASE(backoff_attempt_below_one_counts_as_the_first),
+    ML_CASE(backoff_is_reproducible_from_the_seed), ML_CASE(backoff_without_base_or_cap_is_zero),
+    ML_CASE(next_delay_gives_up_after_max_attempts),
+    ML_CASE(next_delay_gives_up_when_total_time_is_used),
+    ML_CASE(next_delay_honours_the_hint_plus_at_most_ten_percent),
+    ML_CASE(next_delay_hint_may_exceed_the_backoff_cap), ML_CASE(next_delay_zero_hint_means_now),
+    ML_CASE(next_delay_gives_up_on_a_hint_past_the_total),
+    ML_CASE(next_delay_hint_jitter_stays_within_the_total),
+    ML_CASE(next_delay_without_hint_is_the_backoff),
+    ML_CASE(next_delay_shortens_the_backoff_to_fit_the_total),
+    ML_CASE(next_delay_without_total_budget_never_times_out))
