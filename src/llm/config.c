@@ -413,6 +413,29 @@ static int read_config(struct reader *r, struct llm_config *cfg) {
     free(def);
   }
 
+  lua_getfield(L, -1, "cache");
+  if (!lua_isnil(L, -1)) {
+    static const char *const ckeys[] = {"path", "mode", NULL};
+    char *mode = NULL;
+    if (!lua_istable(L, -1) || check_keys(r, "cache", ckeys) < 0 ||
+        get_string(r, "cache", "path", &cfg->cache_path) < 0 ||
+        get_string(r, "cache", "mode", &mode) < 0) {
+      free(mode);
+      if (!r->err[0])
+        fail(r, "cache", "must be { path = \"~/.cache/moonloop/cache.db\", mode = \"readwrite\" }");
+      return -1;
+    }
+    snprintf(cfg->cache_mode, sizeof cfg->cache_mode, "%s", mode ? mode : "readwrite");
+    free(mode);
+    if (strcmp(cfg->cache_mode, "off") && strcmp(cfg->cache_mode, "read") &&
+        strcmp(cfg->cache_mode, "readwrite") && strcmp(cfg->cache_mode, "refresh"))
+      return fail(r, "cache", "mode \"%s\" is not one of off, read, readwrite, refresh",
+                  cfg->cache_mode);
+    if (cfg->cache_path == NULL)
+      cfg->cache_path = xstrdup("~/.cache/moonloop/cache.db");
+  }
+  lua_pop(L, 1);
+
   lua_getfield(L, -1, "budget");
   if (!lua_isnil(L, -1)) {
     static const char *const bkeys[] = {"usd", "requests", NULL};
@@ -515,6 +538,8 @@ void llm_config_free(struct llm_config *cfg) {
   }
   free(cfg->providers);
   free(cfg->models);
+  free(cfg->cache_path);
+  cfg->cache_path = NULL;
   cfg->providers = NULL;
   cfg->models = NULL;
   cfg->nproviders = cfg->nmodels = 0;

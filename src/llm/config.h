@@ -39,6 +39,8 @@ struct llm_config {
   int default_provider; /* -1 when there is more than one and none was named */
   char source[512];     /* the file it came from, or a description of the zero config */
   int offline;          /* nothing configured: the simulator plays every role */
+  char *cache_path;     /* NULL: no cache */
+  char cache_mode[16];  /* off, read, readwrite, refresh */
   double budget_usd;    /* 0: no dollar budget */
   long budget_requests; /* 0: no request cap */
 };

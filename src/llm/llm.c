@@ -17,6 +17,7 @@
 #include "core/sched.h"
 #include "http/engine.h"
 #include "llm/anthropic.h"
+#include "llm/cache.h"
 #include "llm/gate.h"
 #include "llm/openai.h"
 #include "llm/retry.h"
@@ -65,6 +66,21 @@ struct llm_req {
   struct gate *gate;        /* NULL for the simulator */
   struct gate_waiter gw;
   double est_tokens;
+
+  char cache_key[33];       /* "" when the cache is not used for this request */
+  int cached;               /* answered from the cache or by an identical request */
+  struct flight *leading;   /* the flight this request sends for others, if any */
+  struct flight *following; /* the flight it waits on, if any */
+  struct llm_req *next_follower;
+};
+
+/* Identical requests in flight: the first is sent, the others wait for its answer. */
+struct flight {
+  struct flight *next;
+  char key[33];
+  struct llm_req *followers;
+  char *answer; /* the leader's answer as cache JSON, or NULL when it failed */
+  int done;
 };
 
 /* The pause before a retry: a timer owned by the wait, freed when its handle closes. */
@@ -79,6 +95,8 @@ static const char *const spec_keys[] = {
     NULL};
 
 static void budget_check(struct ml_rt *rt);
+static void flight_land(struct llm_state *st, struct llm_req *leader, const char *answer);
+static void flight_unfollow(struct llm_req *r);
 
 /* ---------------------------------------------------------------------------------- */
 /* Request userdata */
@@ -96,6 +114,9 @@ static void retry_wait_stop(struct llm_req *r) {
 
 static int req_gc(lua_State *L) {
   struct llm_req *r = luaL_checkudata(L, 1, REQ_MT);
+  flight_unfollow(r);
+  if (r->leading)
+    flight_land(r->rt->llm, r, NULL);
   if (r->gate)
     gate_leave(r->gate, &r->gw, -1, LIMITER_CANCELLED);
   if (r->x) {
@@ -135,6 +156,9 @@ static void req_cleanup(struct ml_task *t, void *data) {
   retry_wait_stop(r);
   if (r->gate)
     gate_leave(r->gate, &r->gw, -1, LIMITER_CANCELLED);
+  flight_unfollow(r);
+  if (r->leading) /* the followers send for themselves */
+    flight_land(r->rt->llm, r, NULL);
 }
 
 /* Rate-limit headers go to the gate (libcurl context: pure C). */
@@ -210,6 +234,131 @@ static int raise_error(lua_State *L, struct llm_req *r, enum err_kind kind, long
   st->errors++;
   st->errors_by_kind[kind]++;
   return lua_error(L);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Cache and single flight */
+
+/* The answer as stored in the cache: choices, usage and model; parsing options are never
+ * part of it, so a cached answer is re-read with this request's own options. */
+static char *answer_json(const struct llm_req *r) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+  for (int i = 0; i < r->res.nchoices; i++) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "text", r->res.choices[i].text.data ? r->res.choices[i].text.data : "");
+    cJSON_AddStringToObject(c, "finish_reason", r->res.choices[i].finish_reason);
+    cJSON_AddItemToArray(choices, c);
+  }
+  if (r->res.has_usage) {
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "input", (double)r->res.input_tokens);
+    cJSON_AddNumberToObject(u, "output", (double)r->res.output_tokens);
+  }
+  cJSON_AddStringToObject(o, "model", r->res.model[0] ? r->res.model : r->model);
+  char *s = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  return s;
+}
+
+static int answer_load(struct llm_req *r, const char *json) {
+  cJSON *o = cJSON_Parse(json);
+  const cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
+  if (!cJSON_IsArray(choices) || cJSON_GetArraySize(choices) == 0) {
+    cJSON_Delete(o);
+    return -1;
+  }
+  llm_response_free(&r->res);
+  llm_response_init(&r->res, r->n, 0);
+  int i = 0;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, choices) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "text");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "finish_reason");
+    if (!cJSON_IsString(t) || llm_response_append(&r->res, i, t->valuestring, strlen(t->valuestring)) != 0) {
+      cJSON_Delete(o);
+      return -1;
+    }
+    if (cJSON_IsString(f))
+      snprintf(r->res.choices[i].finish_reason, sizeof r->res.choices[i].finish_reason, "%s", f->valuestring);
+    i++;
+  }
+  const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+  const cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input");
+  const cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output");
+  if (cJSON_IsNumber(in) && cJSON_IsNumber(out)) {
+    r->res.input_tokens = (long)in->valuedouble;
+    r->res.output_tokens = (long)out->valuedouble;
+    r->res.has_usage = 1;
+  }
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
+  if (cJSON_IsString(m))
+    snprintf(r->res.model, sizeof r->res.model, "%s", m->valuestring);
+  cJSON_Delete(o);
+  r->cached = 1;
+  return 0;
+}
+
+static struct flight *flight_find(struct llm_state *st, const char *key) {
+  for (struct flight *f = st->flights; f; f = f->next)
+    if (!f->done && strcmp(f->key, key) == 0)
+      return f;
+  return NULL;
+}
+
+/* The leader is done: hand its answer (or NULL after a failure) to the followers and
+ * retire the flight. A follower that gets NULL sends its own request. */
+static void flight_land(struct llm_state *st, struct llm_req *leader, const char *answer) {
+  struct flight *f = leader->leading;
+  if (f == NULL)
+    return;
+  leader->leading = NULL;
+  f->done = 1;
+  f->answer = answer ? strdup(answer) : NULL;
+  for (struct llm_req *w = f->followers; w; w = w->next_follower)
+    sched_wake(w->task);
+  /* Unlink now; the followers hold the flight until they have read it. */
+  for (struct flight **pp = &st->flights; *pp; pp = &(*pp)->next)
+    if (*pp == f) {
+      *pp = f->next;
+      break;
+    }
+  if (f->followers == NULL) {
+    free(f->answer);
+    free(f);
+  }
+}
+
+static void flight_unfollow(struct llm_req *r) {
+  struct flight *f = r->following;
+  if (f == NULL)
+    return;
+  r->following = NULL;
+  for (struct llm_req **pp = &f->followers; *pp; pp = &(*pp)->next_follower)
+    if (*pp == r) {
+      *pp = r->next_follower;
+      break;
+    }
+  if (f->done && f->followers == NULL) {
+    free(f->answer);
+    free(f);
+  }
+}
+
+/* The cache file, opened on first use. A file that cannot be opened is reported once and
+ * the run goes on without a cache. */
+static struct llm_cache *cache_of(struct ml_rt *rt) {
+  struct llm_state *st = rt->llm;
+  if (st->cache || st->cache_failed || st->cache_mode == CACHE_OFF)
+    return st->cache;
+  char err[512];
+  if (cache_open(&st->cache, st->cfg.cache_path, (enum cache_mode)st->cache_mode, err,
+                 sizeof err) != 0) {
+    st->cache_failed = 1;
+    st->cache = NULL;
+    rt_log(rt, ML_LOG_WARN, "running without the response cache: %s", err);
+  }
+  return st->cache;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -374,9 +523,16 @@ static void push_request_fields(lua_State *L, struct llm_req *r) {
     lua_setfield(L, -2, "output");
   }
   lua_setfield(L, -2, "usage");
-  st->input_tokens += (uint64_t)r->res.input_tokens;
-  st->output_tokens += (uint64_t)r->res.output_tokens;
-  if (r->alias && r->alias->has_price && r->res.has_usage) {
+  if (!r->cached) { /* a cached answer keeps its usage and cost but spends nothing now */
+    st->input_tokens += (uint64_t)r->res.input_tokens;
+    st->output_tokens += (uint64_t)r->res.output_tokens;
+  }
+  if (r->alias && r->alias->has_price && r->res.has_usage && r->cached) {
+    double cost = (double)r->res.input_tokens * r->alias->price_in / 1e6 +
+                  (double)r->res.output_tokens * r->alias->price_out / 1e6;
+    lua_pushnumber(L, cost);
+    lua_setfield(L, -2, "cost_usd");
+  } else if (r->alias && r->alias->has_price && r->res.has_usage) {
     double cost = (double)r->res.input_tokens * r->alias->price_in / 1e6 +
                   (double)r->res.output_tokens * r->alias->price_out / 1e6;
     lua_pushnumber(L, cost);
@@ -395,7 +551,7 @@ static void push_request_fields(lua_State *L, struct llm_req *r) {
   }
   lua_pushnumber(L, (double)(r->t1_ns - r->t0_ns) / 1e6);
   lua_setfield(L, -2, "latency_ms");
-  lua_pushboolean(L, 0);
+  lua_pushboolean(L, r->cached);
   lua_setfield(L, -2, "cached");
   lua_pushstring(L, r->res.model[0] ? r->res.model : r->model);
   lua_setfield(L, -2, "model");
@@ -560,11 +716,23 @@ static int finish_http(lua_State *L, struct llm_req *r) {
       gate_leave(r->gate, &r->gw,
                  r->res.has_usage ? (double)(r->res.input_tokens + r->res.output_tokens) : -1,
                  LIMITER_OK);
+    if (r->cache_key[0]) {
+      char *answer = answer_json(r);
+      if (answer) {
+        struct llm_cache *c = cache_of(r->rt);
+        if (c && cache_put(c, r->cache_key, r->model, answer) != 0)
+          rt_log(r->rt, ML_LOG_WARN, "cache: %s", cache_errmsg(c));
+        flight_land(r->rt->llm, r, answer);
+        free(answer);
+      }
+    }
     return push_results(L, r);
   }
   if (r->gate)
     gate_leave(r->gate, &r->gw, -1, outcome_of(&f));
   struct llm_state *st = r->rt->llm;
+  if (!f.retryable || r->deltas_delivered)
+    flight_land(st, r, NULL); /* no answer is coming from this one */
   if (f.retryable && !r->deltas_delivered && !st->budget_reached) {
     long elapsed = (long)((uv_hrtime() - r->t0_ns) / 1000000);
     long delay = retry_next_delay(&r->policy, r->attempts, f.hint_ms, elapsed, &r->rng);
@@ -585,6 +753,7 @@ static int finish_http(lua_State *L, struct llm_req *r) {
                         retry_k);
     }
   }
+  flight_land(st, r, NULL);
   return raise_error(L, r, f.kind, f.status, f.retryable, f.detail);
 }
 
@@ -751,6 +920,23 @@ static int send_attempt(lua_State *L, struct llm_req *r) {
   return sched_wait(L, r->task, "llm.chat", req_cleanup, r, (lua_KContext)r, chat_k);
 }
 
+/* A follower woke: the leader answered (use it) or failed (send our own request). */
+static int follow_k(lua_State *L, int status, lua_KContext ctx) {
+  struct llm_req *r = (struct llm_req *)ctx;
+  (void)status;
+  sched_check_cancel(L, r->task);
+  struct flight *f = r->following;
+  int answered = f && f->answer && answer_load(r, f->answer) == 0;
+  flight_unfollow(r);
+  if (answered) {
+    r->rt->llm->stats.merged++;
+    r->t1_ns = uv_hrtime();
+    return push_results(L, r);
+  }
+  r->cache_key[0] = '\0'; /* on our own now: no flight, no second lookup */
+  return send_attempt(L, r);
+}
+
 static int retry_k(lua_State *L, int status, lua_KContext ctx) {
   struct llm_req *r = (struct llm_req *)ctx;
   (void)status;
@@ -853,6 +1039,35 @@ static int l_chat(lua_State *L) {
       return luaL_error(L, "llm.chat: %s (provider '%s', the Messages API)", why, r->prov->name);
     body = messages_body;
   }
+  /* The cache and single flight: key = provider + canonical body + sample index. */
+  lua_getfield(L, SPEC, "cache");
+  int want_cache = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (want_cache && !r->stream && st->cache_mode != CACHE_OFF) {
+    int sample = 0;
+    lua_getfield(L, SPEC, "tags");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "sample");
+      sample = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    char why[256];
+    if (cache_key(body, sample < 0 ? 0 : sample, r->prov->name, r->cache_key, why, sizeof why) != 0)
+      r->cache_key[0] = '\0';
+  }
+  if (r->cache_key[0]) {
+    char *hit = NULL;
+    struct llm_cache *c = cache_of(rt);
+    if (c && cache_get(c, r->cache_key, &hit) == 1 && answer_load(r, hit) == 0) {
+      free(hit);
+      cJSON_Delete(body);
+      st->stats.cache_hits++;
+      r->t1_ns = uv_hrtime();
+      return push_results(L, r);
+    }
+    free(hit);
+  }
   r->body_json = cJSON_PrintUnformatted(body);
   cJSON_Delete(body);
   if (r->body_json == NULL)
@@ -913,6 +1128,23 @@ static int l_chat(lua_State *L) {
   double out_tokens = lua_isinteger(L, -1) ? (double)lua_tointeger(L, -1) : 256;
   lua_pop(L, 1);
   r->est_tokens = (double)strlen(r->body_json) / 4 + out_tokens * r->n;
+  if (r->cache_key[0]) {
+    struct flight *f = flight_find(st, r->cache_key);
+    if (f) { /* the same request is in flight: wait for its answer */
+      r->following = f;
+      r->next_follower = f->followers;
+      f->followers = r;
+      return sched_wait(L, me, "llm.chat (an identical request in flight)", req_cleanup, r,
+                        (lua_KContext)r, follow_k);
+    }
+    f = calloc(1, sizeof *f);
+    if (f) {
+      memcpy(f->key, r->cache_key, sizeof f->key);
+      f->next = st->flights;
+      st->flights = f;
+      r->leading = f;
+    }
+  }
   return send_attempt(L, r);
 }
 
@@ -927,6 +1159,10 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "sent");
   lua_pushinteger(L, (lua_Integer)st->retries);
   lua_setfield(L, -2, "retries");
+  lua_pushinteger(L, (lua_Integer)st->cache_hits);
+  lua_setfield(L, -2, "cache_hits");
+  lua_pushinteger(L, (lua_Integer)st->merged);
+  lua_setfield(L, -2, "merged");
   lua_pushinteger(L, (lua_Integer)hs->refused_resends);
   lua_setfield(L, -2, "refused_resends");
   lua_pushinteger(L, (lua_Integer)st->ok);
@@ -1052,6 +1288,10 @@ int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg) {
   if (rt->llm->gates == NULL)
     return -1;
   rt->llm->cfg = *cfg;
+  enum cache_mode mode = CACHE_OFF;
+  if (cfg->cache_path && cache_mode_parse(cfg->cache_mode, &mode) != 0)
+    mode = CACHE_OFF;
+  rt->llm->cache_mode = mode;
   rt->llm->budget_usd = cfg->budget_usd;
   rt->llm->budget_requests = cfg->budget_requests > 0 ? (uint64_t)cfg->budget_requests : 0;
   memset(cfg, 0, sizeof *cfg);
@@ -1069,6 +1309,7 @@ void llm_close(struct ml_rt *rt) {
     return;
   llm_config_free(&rt->llm->cfg);
   gate_set_free(rt->llm->gates);
+  cache_close(rt->llm->cache);
   free(rt->llm);
   rt->llm = NULL;
 }

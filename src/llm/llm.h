@@ -9,11 +9,14 @@
 
 struct ml_rt;
 struct gate_set;
+struct llm_cache;
+struct flight;
 
 struct llm_stats {
   uint64_t requests, ok, errors;
   uint64_t sent;    /* HTTP requests actually sent, retries included */
   uint64_t retries; /* attempts after the first */
+  uint64_t cache_hits, merged; /* answered from the cache / by an identical request */
   uint64_t errors_by_kind[8];
   uint64_t input_tokens, output_tokens;
   double cost_usd;
@@ -27,6 +30,10 @@ struct llm_state {
   int budget_reached;
   int unpriced_warned;
   struct gate_set *gates; /* admission per provider and model */
+  struct llm_cache *cache; /* opened on first use; NULL when off */
+  int cache_mode;          /* enum cache_mode */
+  int cache_failed;        /* the file could not be opened: said once, then no cache */
+  struct flight *flights;  /* identical requests in flight, merged into one */
   uint64_t next_request_id;
   int offline_notice_shown;
   struct llm_stats stats;
