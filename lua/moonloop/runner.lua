@@ -102,7 +102,7 @@ local function summarize(st, dir, counters, opts, elapsed)
     calls_sent = counters.sent, calls_replayed = counters.replayed,
     input_tokens = t.input_tokens, output_tokens = t.output_tokens,
     cost_usd = (t.unpriced == 0 and t.calls > 0) and t.cost or json.null,
-    categories = t.categories, dir = dir, seconds = elapsed,
+    categories = t.categories, dir = dir, seconds = elapsed, by_role = st:by_role(),
   }
   if opts.json then
     io.stdout:write(json.encode(s, { sort_keys = true }), "\n")
@@ -126,6 +126,13 @@ local function summarize(st, dir, counters, opts, elapsed)
     t.accepted > 0 and ("%.0f"):format((t.input_tokens + t.output_tokens) / t.accepted) or "-")
   say("tokens: %d in, %d out; cost %s", t.input_tokens, t.output_tokens,
     s.cost_usd ~= json.null and ("$%.4f"):format(t.cost) or "unknown (no price configured for some models)")
+  local roles = {}
+  for _, r in ipairs(st:by_role()) do
+    roles[#roles + 1] = ("%s %d calls, %d tokens, %s"):format(r.role or "?", r.calls,
+      (r.input or 0) + (r.output or 0),
+      (r.unpriced or 0) == 0 and r.cost and ("$%.4f"):format(r.cost) or "cost unknown")
+  end
+  if #roles > 0 then say("by role: %s", table.concat(roles, "; ")) end
   say("dataset:  %s", fs.join(dir, "dataset.jsonl"))
   say("rejected: %s", fs.join(dir, "rejected.jsonl"))
   say("run:      %s (resume with: moonloop run --resume %s)", fs.join(dir, "run.db"), dir)

@@ -107,6 +107,13 @@ function M:rejected_rounds()
       FROM rounds WHERE accepted = 0 ORDER BY item_id, round]])
 end
 
+-- Calls, tokens and cost per role (challenger, weak, judge, ...) from the journal.
+function M:by_role()
+  return self.db:query([[SELECT role, COUNT(*) AS calls, SUM(input_tokens) AS input,
+      SUM(output_tokens) AS output, SUM(cost_usd) AS cost, SUM(cost_usd IS NULL) AS unpriced
+      FROM journal GROUP BY role ORDER BY role]])
+end
+
 function M:totals()
   local t = self.db:first([[SELECT COUNT(*) AS items,
       SUM(status = 'accepted') AS accepted, SUM(status = 'exhausted') AS exhausted,

@@ -559,6 +559,8 @@ static void push_request_fields(lua_State *L, struct llm_req *r) {
   lua_setfield(L, -2, "provider");
   lua_pushinteger(L, (lua_Integer)r->id);
   lua_setfield(L, -2, "request");
+  lua_pushinteger(L, r->attempts);
+  lua_setfield(L, -2, "attempts"); /* sends it took (0 when cached or merged) */
 }
 
 /* For json = true: decode the text (strictly, then by extraction) into result.json. */

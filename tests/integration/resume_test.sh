@@ -60,6 +60,13 @@ if [ "$repeated" -le "$kills" ]; then
 else
   fail "requests sent again after resume" "$repeated repeats for $kills kills"
 fi
+# The key given in the environment is in no file of the run directories or the logs.
+if grep -rlF "$OPENAI_API_KEY" "$SCRATCH" >/dev/null 2>&1; then
+  fail "the API key was written to a file" "$(grep -rlF "$OPENAI_API_KEY" "$SCRATCH")"
+else
+  pass "the API key is in no file: run.db, dataset, journal, logs"
+fi
+
 # A run stopped by its request cap exits 3 and resumes to the same dataset.
 set +e
 OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run -q "$RECIPE" --out capped --seed 7 --max-requests 120 >capped.out 2>&1; code=$?
