@@ -399,7 +399,8 @@ struct http_xfer *http_xfer_new(struct http_engine *eng, const char *url, const 
   x->body = malloc(body_len + 1);
   if (x->body == NULL)
     goto fail;
-  memcpy(x->body, body, body_len);
+  if (body_len > 0)
+    memcpy(x->body, body, body_len);
   x->body[body_len] = '\0';
   x->body_len = body_len;
   x->connect_ms = 10000;
@@ -411,12 +412,16 @@ struct http_xfer *http_xfer_new(struct http_engine *eng, const char *url, const 
 
   CURL *e = x->easy;
   curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-  curl_easy_setopt(e, CURLOPT_READDATA, x);
-  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-  curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  if (body == NULL) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* a probe such as llama.cpp's GET /props */
+  } else {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, x);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  }
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

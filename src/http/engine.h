@@ -103,7 +103,8 @@ void http_engine_free(struct http_engine *eng);
 void http_engine_release(struct http_engine *eng);
 const struct http_stats *http_engine_stats(const struct http_engine *eng);
 
-/* Allocate a transfer for url with a JSON body (copied). Headers are appended with
+/* Allocate a transfer for url with a JSON body (copied; body NULL with body_len 0 makes it
+ * a GET). Headers are appended with
  * http_xfer_header. Returns NULL when out of memory. */
 struct http_xfer *http_xfer_new(struct http_engine *eng, const char *url, const char *body,
                                 size_t body_len);

@@ -16,6 +16,8 @@ struct gate {
   struct limiter lim;
   struct gate_waiter *head, *tail;
   uv_timer_t timer;
+  int held;
+  int used;
 };
 
 struct gate_set {
@@ -94,7 +96,7 @@ static void unlink_waiter(struct gate *g, struct gate_waiter *w) {
 /* Admit from the head while the limiter allows; otherwise arm the timer (a bucket refills)
  * or wait for a release (the in-flight cap). */
 static void pump(struct gate *g) {
-  while (g->head) {
+  while (g->head && !g->held) {
     struct gate_waiter *w = g->head;
     long wait = limiter_acquire(&g->lim, w->est_tokens, now_ms(g->set), &w->ticket);
     if (wait == 0) {
@@ -113,7 +115,7 @@ int gate_enter(struct gate *g, struct gate_waiter *w, struct ml_task *task, doub
   w->task = task;
   w->est_tokens = est_tokens;
   w->admitted = 0;
-  if (g->head == NULL &&
+  if (g->head == NULL && !g->held &&
       limiter_acquire(&g->lim, est_tokens, now_ms(g->set), &w->ticket) == 0) {
     w->admitted = 1;
     return 1;
@@ -145,6 +147,25 @@ void gate_leave(struct gate *g, struct gate_waiter *w, double actual_tokens,
   w->admitted = 0;
   limiter_release(&g->lim, &w->ticket, actual_tokens, outcome, now_ms(g->set));
   pump(g);
+}
+
+void gate_hold(struct gate *g) {
+  g->held = 1;
+}
+
+void gate_unhold(struct gate *g) {
+  g->held = 0;
+  pump(g);
+}
+
+int gate_first_use(struct gate *g) {
+  int first = !g->used;
+  g->used = 1;
+  return first;
+}
+
+void gate_set_slots(struct gate *g, int slots) {
+  limiter_set_slots(&g->lim, slots);
 }
 
 void gate_learn(struct gate *g, const char *name, const char *value) {

@@ -43,6 +43,14 @@ void gate_leave(struct gate *g, struct gate_waiter *w, double actual_tokens,
  * header callback). */
 void gate_learn(struct gate *g, const char *name, const char *value);
 
+/* While held (a probe of the server's capacity is under way), nothing is admitted; release
+ * admits the queue. */
+void gate_hold(struct gate *g);
+void gate_unhold(struct gate *g);
+void gate_set_slots(struct gate *g, int slots);
+/* 1 the first time it is called for a gate, then 0 (for one-time set-up such as a probe). */
+int gate_first_use(struct gate *g);
+
 struct limiter_stats gate_stats(const struct gate *g);
 const char *gate_name(const struct gate *g);
 /* Iterate: the first gate, then gate_next(g) until NULL. */

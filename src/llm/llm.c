@@ -362,6 +362,49 @@ static struct llm_cache *cache_of(struct ml_rt *rt) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Server capacity */
+
+/* llama.cpp's server says how many requests it serves at once (GET /props: total_slots).
+ * For a plain-http provider with no max_inflight, moonloop asks once, before the first
+ * request to it is admitted, and uses the answer as the in-flight cap. A server without
+ * /props answers 404 (or nothing within 2 s) and nothing changes. */
+static void on_probe_done(struct http_xfer *x) {
+  struct gate *g = x->ud;
+  if (x->err == HTTP_OK && x->status == 200 && x->resp.data) {
+    cJSON *o = cJSON_ParseWithLength(x->resp.data, x->resp.len);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "total_slots");
+    if (cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= 100000)
+      gate_set_slots(g, (int)n->valuedouble);
+    cJSON_Delete(o);
+  }
+  gate_unhold(g);
+  http_xfer_free(x);
+}
+
+static void probe_slots(struct ml_rt *rt, const struct llm_provider *p, struct gate *g) {
+  if (p->kind != LLM_KIND_OPENAI || p->max_inflight > 0 || !p->base_url ||
+      strncmp(p->base_url, "http://", 7) != 0)
+    return;
+  char url[1024];
+  size_t n = strlen(p->base_url);
+  if (n >= 3 && strcmp(p->base_url + n - 3, "/v1") == 0)
+    n -= 3;
+  snprintf(url, sizeof url, "%.*s/props", (int)n, p->base_url);
+  struct http_xfer *x = http_xfer_new(rt->http, url, NULL, 0);
+  if (x == NULL)
+    return;
+  x->ud = g;
+  x->on_done = on_probe_done;
+  x->connect_ms = 1000;
+  x->total_ms = 2000;
+  gate_hold(g);
+  if (http_xfer_start(x) != 0) {
+    gate_unhold(g);
+    http_xfer_free(x);
+  }
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Building the request */
 
 static int add_number(lua_State *L, cJSON *body, const char *key, int integer) {
@@ -1124,6 +1167,8 @@ static int l_chat(lua_State *L) {
   lc.adaptive = 1;
   lc.breaker_threshold = r->prov->breaker_threshold;
   r->gate = gate_for(st->gates, r->prov->name, r->model, &lc);
+  if (r->gate && gate_first_use(r->gate))
+    probe_slots(rt, r->prov, r->gate);
   /* What the request may cost in tokens: the prompt (about 4 bytes a token) and the answer
    * (max_tokens, or a guess), for each choice. Corrected from the usage afterwards. */
   lua_getfield(L, SPEC, "max_tokens");

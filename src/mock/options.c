@@ -63,6 +63,8 @@ static const char HELP[] =
     "                                     an error event, and ends (not streamed: 503, or\n"
     "                                     529 on /v1/messages)\n"
     "  --retry-after S        Retry-After seconds on 429 (default 1)\n"
+    "  --slots N              answer GET /props with {\"total_slots\": N}, as llama.cpp's\n"
+    "                         server does (moonloop reads it to cap requests in flight)\n"
     "  --rpm N                requests per minute allowed per API key (default 0: no limit)\n"
     "  --tpm N                estimated tokens per minute allowed per API key (default 0:\n"
     "                         no limit); see Rate limits below\n"
@@ -284,6 +286,7 @@ int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, s
                                   "--max-body",
                                   "--rpm",
                                   "--tpm",
+                                  "--slots",
                                   NULL};
     int is_known = 0;
     for (int k = 0; known[k]; k++)
@@ -335,6 +338,10 @@ int mock_parse_args(struct mock_config *cfg, int argc, char **argv, char *err, s
     } else if (strcmp(flag, "--fault") == 0) {
       if (parse_fault(cfg, val, err, errlen))
         return -1;
+    } else if (strcmp(flag, "--slots") == 0) {
+      if (parse_int(val, 1, 100000, &v))
+        return errf(err, errlen, flag, "a count from 1 to 100000", val);
+      cfg->slots = (int)v;
     } else if (strcmp(flag, "--retry-after") == 0) {
       if (parse_int(val, 0, 86400, &v))
         return errf(err, errlen, flag, "seconds from 0 to 86400", val);

@@ -341,6 +341,12 @@ int mock_route(struct mock_conn *c, const char *base, uint64_t *latency) {
              ? put_simple(c, 200, "application/json", MODELS, sizeof MODELS - 1, NULL, head)
              : mock_put_error(c, 405, "Use GET /v1/models.", "invalid_request_error", NULL,
                               "Allow: GET, HEAD\r\n");
+  } else if (IS(p, plen, "/props") && c->srv->cfg.slots > 0) {
+    char props[96];
+    int n = snprintf(props, sizeof props, "{\"total_slots\":%d}", c->srv->cfg.slots);
+    rc = get ? put_simple(c, 200, "application/json", props, (size_t)n, NULL, 0)
+             : mock_put_error(c, 405, "Use GET /props.", "invalid_request_error", NULL,
+                              "Allow: GET\r\n");
   } else if (IS(p, plen, "/stats")) {
     rc = get ? mock_rl_stats(c)
              : mock_put_error(c, 405, "Use GET /stats.", "invalid_request_error", NULL,

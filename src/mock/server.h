@@ -71,6 +71,7 @@ struct mock_config {
   int max_connections;
   size_t max_body;
   long long rpm, tpm; /* per-key limits per minute; 0 is off (ratelimit.c) */
+  int slots;          /* > 0: GET /props answers {"total_slots": N} like llama.cpp's server */
 };
 
 /* Fill cfg from argv (argv[0] is the subcommand name). Returns 0; 1 when --help was

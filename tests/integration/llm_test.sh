@@ -177,6 +177,23 @@ else
   fail "10,000 requests with 2,000 in flight" "$(tail -5 load.out)"
 fi
 
+# llama.cpp's /props: with no max_inflight configured, its total_slots caps requests in flight.
+start_mock slots --slots 3 --latency 100
+cat >slots.lua <<'LUA'
+local items = {}
+for i = 1, 30 do items[i] = i end
+task.map(items, function(i) return llm.chat{ prompt = "slot " .. i }.text end, { limit = 30 })
+local s = llm.stats()
+local lim = s.limits["openai/gpt-4o-mini"]
+print(("peak in flight %d, cap %d"):format(s.in_flight_peak, lim.cap))
+assert(s.ok == 30 and lim.cap == 3 and s.in_flight_peak <= 3, "capped by the server's slots")
+LUA
+if OPENAI_BASE_URL=$MOCK_URL timeout 60 "$MOONLOOP" run slots.lua >slots.out 2>&1; then
+  pass "llama.cpp /props slots cap the requests in flight: $(tail -1 slots.out)"
+else
+  fail "/props slots" "$(tail -5 slots.out)"
+fi
+
 # Budgets: a request cap and a dollar budget stop new work and cancel what is in flight.
 cat >budget.lua <<'LUA'
 local items = {}
