@@ -21,31 +21,10 @@
 
 local M = {}
 
-local unpack, byte, format = string.unpack, string.byte, string.format
+local fnv = require "moonloop.fnv"
 
-local FNV_OFFSET = 0xcbf29ce484222325 -- wraps to a negative integer; arithmetic is mod 2^64
-local FNV_PRIME = 0x100000001b3
-
--- FNV-1a over 8-byte words, then a byte tail: one multiply per word keeps long prompts
--- cheap in Lua, and a final avalanche spreads every input bit over the whole hash.
-local function hash(h, s)
-  local n, i = #s, 1
-  while i + 7 <= n do
-    h = (h ~ unpack("<i8", s, i)) * FNV_PRIME
-    i = i + 8
-  end
-  while i <= n do
-    h = (h ~ byte(s, i)) * FNV_PRIME
-    i = i + 1
-  end
-  return h
-end
-
-local function avalanche(h)
-  h = (h ~ (h >> 33)) * 0xff51afd7ed558ccd
-  h = (h ~ (h >> 33)) * 0xc4ceb9fe1a85ec53
-  return h ~ (h >> 33)
-end
+local byte, format = string.byte, string.format
+local FNV_OFFSET, hash, avalanche = fnv.OFFSET, fnv.feed, fnv.avalanche
 
 -- The text of a message: a string, or the text parts of a content array.
 local function content_text(msg)

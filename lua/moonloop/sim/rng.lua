@@ -3,32 +3,15 @@
 -- state, so the same request gives the same answer in any process and in any order.
 local M = {}
 
-local unpack, byte = string.unpack, string.byte
+local fnv = require "moonloop.fnv"
 
-local FNV_OFFSET = 0xcbf29ce484222325 -- wraps to a negative integer; arithmetic is mod 2^64
-local FNV_PRIME = 0x100000001b3
+local FNV_OFFSET, FNV_PRIME, avalanche = fnv.OFFSET, fnv.PRIME, fnv.avalanche
 
--- FNV-1a over 8-byte words, then the byte tail: one multiply per word keeps long prompts
--- cheap in Lua. Strings are separated by a NUL so ("ab", "c") and ("a", "bc") differ.
+-- Strings are separated by one more multiply so ("ab", "c") and ("a", "bc") differ.
 local function feed(h, s)
-  local n, i = #s, 1
-  while i + 7 <= n do
-    h = (h ~ unpack("<i8", s, i)) * FNV_PRIME
-    i = i + 8
-  end
-  while i <= n do
-    h = (h ~ byte(s, i)) * FNV_PRIME
-    i = i + 1
-  end
-  return h * FNV_PRIME
+  return fnv.feed(h, s) * FNV_PRIME
 end
 
--- The finalizer of MurmurHash3: spreads every input bit over the whole word.
-local function avalanche(h)
-  h = (h ~ (h >> 33)) * 0xff51afd7ed558ccd
-  h = (h ~ (h >> 33)) * 0xc4ceb9fe1a85ec53
-  return h ~ (h >> 33)
-end
 M.avalanche = avalanche
 
 -- hash(...) -> a 64-bit integer from any mix of strings and numbers.
