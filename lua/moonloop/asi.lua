@@ -110,25 +110,28 @@ function M.recipe(spec)
   return r
 end
 
--- Apply --set key=value overrides ("max_rounds=4", "samples.weak=2", "accept.gap_min=0.3").
+-- Apply --set key=value overrides ("max_rounds=4", "samples.weak=2", "accept.gap_min=0.3",
+-- "batch=4"). Mistakes are usage errors (exit 2) that name the key.
 function M.override(recipe, key, value)
+  local function bad(msg) error(task.error("usage", ("--set %s: %s"):format(key, msg)), 0) end
   local path = {}
   for part in key:gmatch("[^.]+") do path[#path + 1] = part end
   local t = recipe
   for i = 1, #path - 1 do
     t = t[path[i] == "accept" and "thresholds" or path[i]]
-    if type(t) ~= "table" then error(("--set %s: %s is not a table in the recipe"):format(key, path[i]), 0) end
+    if type(t) ~= "table" then bad(path[i] .. " is not a table in the recipe") end
   end
   local last = path[#path]
   local old = t[last]
-  if old == nil then error(("--set %s: no such recipe parameter"):format(key), 0) end
-  local v
-  if type(old) == "number" then v = tonumber(value)
-  elseif type(old) == "boolean" then v = (value == "true") or (value ~= "false" and nil)
-  elseif type(old) == "string" then v = value end
-  if v == nil then
-    error(("--set %s: %q is not a valid %s"):format(key, value, type(old)), 0)
+  local kind = old ~= nil and type(old) or (#path == 1 and KNOWN[last])
+  if kind == nil or kind == false or (kind ~= "number" and kind ~= "boolean" and kind ~= "string") then
+    bad("no such recipe parameter")
   end
+  local v
+  if kind == "number" then v = tonumber(value)
+  elseif kind == "boolean" then v = (value == "true") or (value ~= "false" and nil)
+  else v = value end
+  if v == nil then bad(("%q is not a valid %s"):format(value, kind)) end
   t[last] = v
 end
 

@@ -103,6 +103,7 @@ local function summarize(st, dir, counters, opts, elapsed)
     input_tokens = t.input_tokens, output_tokens = t.output_tokens,
     cost_usd = (t.unpriced == 0 and t.calls > 0) and t.cost or json.null,
     categories = t.categories, dir = dir, seconds = elapsed, by_role = st:by_role(),
+    by_iteration = st:by_iteration(),
   }
   if opts.json then
     io.stdout:write(json.encode(s, { sort_keys = true }), "\n")
@@ -133,6 +134,16 @@ local function summarize(st, dir, counters, opts, elapsed)
       (r.unpriced or 0) == 0 and r.cost and ("$%.4f"):format(r.cost) or "cost unknown")
   end
   if #roles > 0 then say("by role: %s", table.concat(roles, "; ")) end
+  local iters = st:by_iteration()
+  if #iters > 1 then
+    local parts = {}
+    for _, r in ipairs(iters) do
+      parts[#parts + 1] = ("%d: %d calls, %d tokens, %s"):format(r.iteration, r.calls,
+        (r.input or 0) + (r.output or 0),
+        (r.unpriced or 0) == 0 and r.cost and ("$%.4f"):format(r.cost) or "cost unknown")
+    end
+    say("by iteration: %s", table.concat(parts, "; "))
+  end
   say("dataset:  %s", fs.join(dir, "dataset.jsonl"))
   say("rejected: %s", fs.join(dir, "rejected.jsonl"))
   say("run:      %s (resume with: moonloop run --resume %s)", fs.join(dir, "run.db"), dir)

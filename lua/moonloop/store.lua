@@ -114,6 +114,14 @@ function M:by_role()
       FROM journal GROUP BY role ORDER BY role]])
 end
 
+-- The same per iteration (the journal's item ids join the items' iterations).
+function M:by_iteration()
+  return self.db:query([[SELECT i.iteration AS iteration, COUNT(*) AS calls,
+      SUM(j.input_tokens) AS input, SUM(j.output_tokens) AS output, SUM(j.cost_usd) AS cost,
+      SUM(j.cost_usd IS NULL) AS unpriced
+      FROM journal j JOIN items i ON i.id = j.item_id GROUP BY i.iteration ORDER BY i.iteration]])
+end
+
 function M:totals()
   local t = self.db:first([[SELECT COUNT(*) AS items,
       SUM(status = 'accepted') AS accepted, SUM(status = 'exhausted') AS exhausted,
