@@ -30,6 +30,8 @@ static const char run_usage[] =
     "  --set KEY=VALUE    override a recipe parameter: max_rounds=4, samples.weak=2,\n"
     "                     accept.gap_min=0.3 (repeatable)\n"
     "  --json             machine-readable events on stdout (progress, item, summary)\n"
+    "  --progress-ms N    interval of the progress lines when stderr is not a terminal\n"
+    "                     (default 10000)\n"
     "  --budget-usd X     stop new work and cancel what is in flight once X dollars are\n"
     "                     spent (priced models only); exit 3, resumable\n"
     "  --max-requests N   the same after N requests sent (retries count); exit 3\n"

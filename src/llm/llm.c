@@ -566,23 +566,21 @@ static void push_request_fields(lua_State *L, struct llm_req *r) {
     lua_setfield(L, -2, "output");
   }
   lua_setfield(L, -2, "usage");
-  if (!r->cached) { /* a cached answer keeps its usage and cost but spends nothing now */
+  /* A cached or merged answer keeps its usage and cost but spends nothing now. */
+  if (!r->cached) {
     st->input_tokens += (uint64_t)r->res.input_tokens;
     st->output_tokens += (uint64_t)r->res.output_tokens;
   }
-  if (r->alias && r->alias->has_price && r->res.has_usage && r->cached) {
+  if (r->alias && r->alias->has_price && r->res.has_usage) {
     double cost = (double)r->res.input_tokens * r->alias->price_in / 1e6 +
                   (double)r->res.output_tokens * r->alias->price_out / 1e6;
     lua_pushnumber(L, cost);
     lua_setfield(L, -2, "cost_usd");
-  } else if (r->alias && r->alias->has_price && r->res.has_usage) {
-    double cost = (double)r->res.input_tokens * r->alias->price_in / 1e6 +
-                  (double)r->res.output_tokens * r->alias->price_out / 1e6;
-    lua_pushnumber(L, cost);
-    lua_setfield(L, -2, "cost_usd");
-    st->cost_usd += cost;
-    budget_check(r->rt);
-  } else {
+    if (!r->cached) {
+      st->cost_usd += cost;
+      budget_check(r->rt);
+    }
+  } else if (!r->cached) {
     st->unpriced_requests++; /* cost_usd stays nil: unknown, not zero */
     struct llm_state *ls = r->rt->llm;
     if (ls->budget_usd > 0 && !ls->unpriced_warned) {

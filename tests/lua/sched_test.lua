@@ -207,10 +207,20 @@ t.test("semaphore:with releases the permit when the body fails", function()
 end)
 
 t.test("unpark before park is remembered", function()
-  local me = task.current()
-  task.unpark(me)
-  task.park() -- returns at once thanks to the permit
-  t.ok(true)
+  local parked = task.spawn(function()
+    task.unpark(task.current())
+    task.park() -- returns at once thanks to the permit
+    return "returned"
+  end)
+  t.eq(task.timeout(1000, function() return parked:join() end), "returned")
+end)
+
+t.test("park without a permit waits until unpark", function()
+  local h = task.spawn(function() task.park(); return "woken" end)
+  task.sleep(5)
+  t.eq(h:status(), "waiting")
+  task.unpark(h)
+  t.eq(h:join(), "woken")
 end)
 
 t.test("coroutine.wrap around a runtime wait works", function()

@@ -152,10 +152,16 @@ function M.chat(req, index)
     text = format('{"answer":%s,"id":"%s","choice":%d}', json_string(text), id, index)
   end
 
+  return M.finish(text, req, prompt_bytes)
+end
+
+-- The end of every simulated answer (shared with the simulator): cut the text at
+-- max_tokens as a real model would, even mid-JSON, and estimate usage at 4 bytes a token.
+function M.finish(text, req, prompt_bytes)
   local finish = "stop"
   local limit = math.tointeger(req.max_completion_tokens) or math.tointeger(req.max_tokens)
   if limit and limit >= 0 and (#text + 3) // 4 > limit then
-    text = text:sub(1, limit * 4) -- as a real model does: cut off, even mid-JSON
+    text = text:sub(1, limit * 4)
     finish = "length"
   end
   return {

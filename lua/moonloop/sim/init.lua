@@ -101,17 +101,7 @@ function M.chat(body, index, role)
   else
     out = handler.answer(req)
   end
-  local finish = "stop"
-  local limit = math.tointeger(body.max_completion_tokens) or math.tointeger(body.max_tokens)
-  if limit and limit >= 0 and (#out + 3) // 4 > limit then
-    out = out:sub(1, limit * 4) -- as a real model does: cut off, even mid-JSON
-    finish = "length"
-  end
-  return {
-    text = out,
-    finish_reason = finish,
-    usage = { input = (prompt_bytes(body) + 3) // 4, output = (#out + 3) // 4 },
-  }
+  return default.finish(out, body, prompt_bytes(body))
 end
 
 return M
