@@ -1,5 +1,6 @@
 -- Running a recipe: the run directory, work items, iterations, concurrency, the request
 -- journal, progress, resume, the dataset files and the closing summary.
+local control = require "moonloop.control"
 local loop = require "moonloop.loop"
 local sources = require "moonloop.sources"
 local store = require "moonloop.store"
@@ -228,6 +229,7 @@ function M.run(recipe, opts)
       #items - state.done, dir))
   end
 
+  local ctl = opts.control or control.new{ concurrency = opts.concurrency or recipe.concurrency }
   local counters = { sent = 0, replayed = 0, repairs = 0 }
   local ctx = {
     recipe = recipe, chat = journaled_chat(st, counters), seed_for = seed_for(seed),
@@ -235,6 +237,9 @@ function M.run(recipe, opts)
     on_round = function(_, rec)
       st:save_round(rec, version)
       state.rounds = state.rounds + 1
+      if not rec.accepted then
+        ctl:note_failure{ item = rec.item, round = rec.round, category = rec.category, reason = rec.reason }
+      end
     end,
   }
   local progress = progress_task(state, opts)
@@ -252,28 +257,59 @@ function M.run(recipe, opts)
 
   local first_error
   local ran = 0
+  ctl:attach{ dir = dir, recipe = recipe, state = state, version = function() return version end }
+  -- Items of one iteration run as tasks, as many at once as the control allows (the REPL
+  -- can change that live). If the run is cancelled, so is every item still running.
+  local running = {}
+  local stop_items <close> = setmetatable({}, { __close = function(_, err)
+    if err ~= nil then
+      for h in pairs(running) do h:cancel() end
+    end
+    ctl:detach()
+  end })
+  local function run_one(item)
+    local ok, outcome = pcall(loop.run_item, ctx, item)
+    if not ok then
+      first_error = first_error or outcome
+      log.warn("item %d (%s) failed: %s", item.id, item.source, tostring(outcome))
+      outcome = { status = "error", rounds = 0, error = tostring(outcome) }
+      ctl:note_failure{ item = item.id, category = "error", reason = tostring(outcome.error) }
+    end
+    local record = outcome.status == "accepted" and example_record(recipe, item, outcome, version)
+    st:finish_item(item, outcome, record or nil, version)
+    state.done = state.done + 1
+    if outcome.status == "accepted" then state.accepted = state.accepted + 1 end
+    if opts.json then
+      io.stdout:write(json.encode({ event = "item", item = item.id, status = outcome.status,
+        rounds = outcome.rounds }, { sort_keys = true }), "\n")
+    end
+  end
   for iteration = 1, last_iteration do
     local todo = by_iteration[iteration]
     if todo then
       if opts.iterations and ran >= opts.iterations then break end
+      ctl:boundary(iteration)
       ran = ran + 1
       state.iteration = iteration
-      task.map(todo, function(item)
-        local ok, outcome = pcall(loop.run_item, ctx, item)
-        if not ok then
-          first_error = first_error or outcome
-          log.warn("item %d (%s) failed: %s", item.id, item.source, tostring(outcome))
-          outcome = { status = "error", rounds = 0, error = tostring(outcome) }
-        end
-        local record = outcome.status == "accepted" and example_record(recipe, item, outcome, version)
-        st:finish_item(item, outcome, record or nil, version)
-        state.done = state.done + 1
-        if outcome.status == "accepted" then state.accepted = state.accepted + 1 end
-        if opts.json then
-          io.stdout:write(json.encode({ event = "item", item = item.id, status = outcome.status,
-            rounds = outcome.rounds }, { sort_keys = true }), "\n")
-        end
-      end, { limit = opts.concurrency or recipe.concurrency })
+      state.iteration_running = true
+      for _, item in ipairs(todo) do
+        ctl:acquire()
+        local h
+        h = task.spawn(function()
+          local done <close> = setmetatable({}, { __close = function()
+            running[h] = nil
+            ctl:release()
+          end })
+          run_one(item)
+        end)
+        running[h] = true
+      end
+      while next(running) do
+        local h = next(running)
+        pcall(h.join, h)
+        running[h] = nil
+      end
+      state.iteration_running = false
     end
   end
   progress:cancel()
