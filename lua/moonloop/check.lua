@@ -6,43 +6,7 @@ local sources = require "moonloop.sources"
 
 local M = {}
 
--- Editable regions: text between "-- @editable NAME" and "-- @end" lines. Returns the list
--- and a list of problems (unclosed, nested, duplicate names).
-function M.regions(source)
-  local regions, problems, open = {}, {}, nil
-  local seen = {}
-  local lineno = 0
-  for line in (source .. "\n"):gmatch("(.-)\r?\n") do
-    lineno = lineno + 1
-    local name = line:match("^%s*%-%-%s*@editable%s+([%w_]+)%s*$")
-    if name then
-      if open then
-        problems[#problems + 1] = ("line %d: region %q starts inside region %q (line %d)"):format(
-          lineno, name, open.name, open.first)
-      end
-      if seen[name] then
-        problems[#problems + 1] = ("line %d: region %q is defined twice"):format(lineno, name)
-      end
-      seen[name] = true
-      open = { name = name, first = lineno, lines = {} }
-    elseif line:match("^%s*%-%-%s*@end%s*$") then
-      if not open then
-        problems[#problems + 1] = ("line %d: @end without @editable"):format(lineno)
-      else
-        open.last = lineno
-        open.text = table.concat(open.lines, "\n")
-        regions[#regions + 1] = open
-        open = nil
-      end
-    elseif open then
-      open.lines[#open.lines + 1] = line
-    end
-  end
-  if open then
-    problems[#problems + 1] = ("line %d: region %q is never closed with -- @end"):format(open.first, open.name)
-  end
-  return regions, problems
-end
+M.regions = require("moonloop.edit").regions
 
 -- The OpenAI-style body the simulator expects, built from an llm.chat spec.
 local function sim_chat(spec)
@@ -75,7 +39,7 @@ function M.run(recipe, path, source, recipe_dir)
   else
     say("editable regions:")
     for _, r in ipairs(regions) do
-      say("  %-20s lines %d-%d (%d bytes)", r.name, r.first, r.last, #r.text)
+      say("  %-20s lines %d-%d (%d bytes)", r.name, r.open, r.close, #r.text)
     end
     for _, p in ipairs(problems) do say("  problem: %s", p); ok_all = false end
   end
