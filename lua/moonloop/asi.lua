@@ -21,13 +21,19 @@ local DEFAULTS = {
   accept_all = false,
 }
 
+-- Self-edits between iterations (levels 2 and 3); see moonloop/evolve.lua.
+M.EVOLVE_DEFAULTS = {
+  strategy = "search_replace", validation = 4, rounds = 2, candidates = 2, generations = 1,
+  temperature = 0.1, repair_attempts = 2, history = 8, failures = 8,
+}
+
 local KNOWN = {
   name = "string", description = "string", sources = "string|table", challenger_prompt = "string",
   refine_prompt = "string", roles = "table", samples = "table", temperature = "table",
   chunk = "table", max_rounds = "number", repair_attempts = "number", concurrency = "number",
   batch = "number", max_items = "number", check = "boolean", gate_strong = "boolean",
   accept_all = "boolean", accept = "table", self_test = "function",
-  check_example = "function", verify = "function",
+  check_example = "function", verify = "function", evolve = "table",
 }
 
 -- A bad recipe is a usage error (exit 2). `field` lets the caller point at the line of the
@@ -99,6 +105,14 @@ function M.recipe(spec)
   for _, field in ipairs({ "max_rounds", "repair_attempts", "concurrency", "check", "gate_strong",
     "accept_all" }) do
     if r[field] == nil then r[field] = DEFAULTS[field] end
+  end
+  if spec.evolve then
+    r.evolve = merge(M.EVOLVE_DEFAULTS, spec.evolve, name, "evolve")
+    local e = r.evolve
+    if e.validation < 1 or e.candidates < 1 or e.rounds < 1 or e.generations < 0
+      or e.repair_attempts < 0 or e.temperature < 0 then
+      fail(name, "evolve: validation, candidates and rounds must be at least 1; generations, repair_attempts and temperature at least 0", "evolve")
+    end
   end
   if r.max_rounds < 1 or r.max_rounds ~= math.floor(r.max_rounds) then
     fail(name, "max_rounds must be a positive integer")

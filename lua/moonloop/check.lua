@@ -25,6 +25,36 @@ local function count_calls(recipe)
   return 2 + 2 * recipe.samples.weak + 2 * recipe.samples.strong
 end
 
+-- Self-test: one item, up to two rounds, on the in-process simulator, then the recipe's
+-- own self_test if it has one. Returns {ok=, error=, categories=, calls=, tokens=,
+-- recipe_self_test = true | message | nil}.
+function M.self_test(recipe, item)
+  local tokens, calls, cats = 0, 0, {}
+  local test_recipe = setmetatable({ max_rounds = math.min(2, recipe.max_rounds) }, { __index = recipe })
+  local ctx = {
+    recipe = test_recipe,
+    seed_for = function(...) return select("#", ...) end,
+    count = function() end,
+    on_round = function(_, rec) cats[#cats + 1] = rec.category end,
+    chat = function(spec)
+      local r = sim_chat(spec)
+      calls = calls + 1
+      if r.usage then tokens = tokens + (r.usage.input or 0) + (r.usage.output or 0) end
+      return r
+    end,
+  }
+  local out = { categories = cats }
+  local okrun, res = pcall(loop.run_item, ctx, item)
+  out.ok, out.error = okrun, not okrun and tostring(type(res) == "table" and res.message or res) or nil
+  if recipe.self_test then
+    local ok, err = pcall(recipe.self_test, ctx)
+    out.recipe_self_test = ok or tostring(type(err) == "table" and err.message or err)
+    if not ok then out.ok, out.error = false, out.error or ("recipe self_test: " .. out.recipe_self_test) end
+  end
+  out.calls, out.tokens = calls, tokens
+  return out
+end
+
 function M.run(recipe, path, source, recipe_dir)
   local out = {}
   local function say(...) out[#out + 1] = string.format(...) end
@@ -44,35 +74,19 @@ function M.run(recipe, path, source, recipe_dir)
     for _, p in ipairs(problems) do say("  problem: %s", p); ok_all = false end
   end
 
-  -- Self-test: one item, up to two rounds, on the simulator.
-  local tokens, calls = 0, 0
-  local cats = {}
-  local test_recipe = setmetatable({ max_rounds = math.min(2, recipe.max_rounds) }, { __index = recipe })
-  local ctx = {
-    recipe = test_recipe,
-    seed_for = function(...) return select("#", ...) end,
-    count = function() end,
-    on_round = function(_, rec) cats[#cats + 1] = rec.category end,
-    chat = function(spec)
-      local r = sim_chat(spec)
-      calls = calls + 1
-      if r.usage then tokens = tokens + (r.usage.input or 0) + (r.usage.output or 0) end
-      return r
-    end,
-  }
-  local okrun, res = pcall(loop.run_item, ctx, items[1])
-  if not okrun then
+  local st = M.self_test(recipe, items[1])
+  if not st.ok then
     ok_all = false
-    say("self-test on the simulator: FAILED: %s", tostring(res))
+    say("self-test on the simulator: FAILED: %s", st.error)
   else
-    say("self-test on the simulator: %d round(s) on %s: %s; %d calls, %d tokens", #cats,
-      items[1].source, table.concat(cats, ", "), calls, tokens)
+    say("self-test on the simulator: %d round(s) on %s: %s; %d calls, %d tokens", #st.categories,
+      items[1].source, table.concat(st.categories, ", "), st.calls, st.tokens)
   end
-  if recipe.self_test then
-    local ok, err = pcall(recipe.self_test, ctx)
-    say("recipe self_test: %s", ok and "passed" or ("FAILED: " .. tostring(err)))
-    ok_all = ok_all and ok
+  if st.recipe_self_test ~= nil then
+    say("recipe self_test: %s", st.recipe_self_test == true and "passed" or ("FAILED: " .. tostring(st.recipe_self_test)))
+    ok_all = ok_all and st.recipe_self_test == true
   end
+  local calls, tokens = st.calls, st.tokens
 
   -- Cost of one iteration, an upper bound: every item uses every round and every call.
   local per_round = count_calls(recipe)

@@ -1,9 +1,11 @@
 -- Running a recipe: the run directory, work items, iterations, concurrency, the request
 -- journal, progress, resume, the dataset files and the closing summary.
 local control = require "moonloop.control"
+local evolve = require "moonloop.evolve"
 local loop = require "moonloop.loop"
 local sources = require "moonloop.sources"
 local store = require "moonloop.store"
+local versions = require "moonloop.versions"
 
 local M = {}
 
@@ -199,15 +201,46 @@ function M.run(recipe, opts)
     st:set_meta("seed", seed)
     st:set_meta("recipe_dir", opts.recipe_dir)
     st:set_meta("created", os.date("!%Y-%m-%dT%H:%M:%SZ"))
+    local cli = package.loaded["moonloop.cli"] or {}
+    st:set_meta("overrides", json.encode(json.array(opts.overrides or cli.set or {})))
     local items = sources.load(recipe, opts.recipe_dir)
+    if recipe.evolve then
+      -- Held-out items for the trial of recipe versions: the last ones, never in the dataset.
+      local n = recipe.evolve.validation
+      if #items <= n then
+        error(task.error("recipe", ("recipe %s: evolve.validation = %d held-out items leaves none of the %d work items for the dataset"):format(
+          recipe.name, n, #items)), 0)
+      end
+      local held = {}
+      for i = #items - n + 1, #items do
+        local it = items[i]
+        held[#held + 1] = { id = #held + 1, source = it.source, chunk = it.chunk, text = it.text }
+        items[i] = nil
+      end
+      st:add_validation_items(held)
+    end
     local batch = recipe.batch or #items
     for _, it in ipairs(items) do it.iteration = (it.id - 1) // batch + 1 end
     st:add_items(items)
     local path = fs.join(dir, "recipes", "v0001.lua")
     if opts.source then fs.write(path, opts.source) end
-    st:save_version({ version = 1, path = path, source = opts.source })
+    st:save_version({ version = 1, path = path, source = opts.source, status = "root" })
   end
   local version = 1
+  local overrides = json.decode(st:get_meta("overrides") or "[]")
+  -- The recipe of each version, loaded once (version 1 is the file we were started with).
+  local recipes = { [1] = recipe }
+  local function recipe_of(v, source, path)
+    if recipes[v] then return recipes[v] end
+    if not source then
+      local row = st:version(v)
+      source, path = row and row.source, row and row.path
+    end
+    local r, err = versions.load(source or "", path or ("v" .. v), overrides)
+    if not r then error(("recipe version %d does not load: %s"):format(v, err), 0) end
+    recipes[v] = r
+    return r
+  end
 
   local items = st:items()
   local by_iteration, last_iteration = {}, 0
@@ -231,8 +264,9 @@ function M.run(recipe, opts)
 
   local ctl = opts.control or control.new{ concurrency = opts.concurrency or recipe.concurrency }
   local counters = { sent = 0, replayed = 0, repairs = 0 }
+  local chat = journaled_chat(st, counters)
   local ctx = {
-    recipe = recipe, chat = journaled_chat(st, counters), seed_for = seed_for(seed),
+    recipe = recipe, chat = chat, seed_for = seed_for(seed),
     count = function(what) counters[what] = (counters[what] or 0) + 1 end,
     on_round = function(_, rec)
       st:save_round(rec, version)
@@ -268,6 +302,7 @@ function M.run(recipe, opts)
     ctl:detach()
   end })
   local function run_one(item)
+    local v, r = version, ctx.recipe -- the version that started the item finishes it
     local ok, outcome = pcall(loop.run_item, ctx, item)
     if not ok then
       first_error = first_error or outcome
@@ -275,8 +310,8 @@ function M.run(recipe, opts)
       outcome = { status = "error", rounds = 0, error = tostring(outcome) }
       ctl:note_failure{ item = item.id, category = "error", reason = tostring(outcome.error) }
     end
-    local record = outcome.status == "accepted" and example_record(recipe, item, outcome, version)
-    st:finish_item(item, outcome, record or nil, version)
+    local record = outcome.status == "accepted" and example_record(r, item, outcome, v)
+    st:finish_item(item, outcome, record or nil, v)
     state.done = state.done + 1
     if outcome.status == "accepted" then state.accepted = state.accepted + 1 end
     if opts.json then
@@ -284,11 +319,53 @@ function M.run(recipe, opts)
         rounds = outcome.rounds }, { sort_keys = true }), "\n")
     end
   end
+  local function say(...)
+    local line = string.format(...)
+    if opts.json then
+      io.stdout:write(json.encode({ event = "evolve", message = line }), "\n")
+    elseif not opts.quiet then
+      if log.isatty() then io.stderr:write("\r\27[K") end
+      io.stderr:write("moonloop: ", line, "\n")
+    end
+  end
+  -- Levels 2 and 3: before iteration i > 1, the generations that revise the recipe.
+  local function revise(iteration)
+    local cfg = recipe.evolve
+    local stats, failures = st:iteration_stats(iteration - 1, cfg.failures)
+    local env = {
+      st = st, dir = dir, cfg = cfg, recipe = recipe, recipe_of = recipe_of, chat = chat,
+      seed_for = ctx.seed_for, validation = st:validation_items(), stats = stats,
+      failures = failures, iteration = iteration, say = say, overrides = overrides,
+      recipe_dir = opts.recipe_dir, concurrency = ctl.concurrency,
+    }
+    for k = 1, cfg.generations do
+      local g = (iteration - 2) * cfg.generations + k
+      if not st:get_meta("generation_done:" .. g) then
+        say("generation %d (before iteration %d): %d candidate(s), strategy %s", g, iteration,
+          cfg.candidates, cfg.strategy)
+        local best = evolve.generation(env, g)
+        if best then
+          say("generation %d: best is v%d, validation pass rate %.2f over %d evaluation(s)", g,
+            best.version, best.score.pass_rate, best.score.evaluations)
+        end
+      end
+    end
+  end
+
   for iteration = 1, last_iteration do
     local todo = by_iteration[iteration]
     if todo then
       if opts.iterations and ran >= opts.iterations then break end
       ctl:boundary(iteration)
+      if recipe.evolve and iteration > 1 and not st:get_meta("iteration_version:" .. iteration) then
+        revise(iteration)
+      end
+      -- The version of an iteration is fixed when it starts (and kept across a resume);
+      -- the REPL or `moonloop recipe revert` may have chosen another one meanwhile.
+      version = tonumber(st:get_meta("iteration_version:" .. iteration))
+        or tonumber(st:get_meta("current_version")) or 1
+      st:set_meta("iteration_version:" .. iteration, version)
+      ctx.recipe = recipe_of(version)
       ran = ran + 1
       state.iteration = iteration
       state.iteration_running = true

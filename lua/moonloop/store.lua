@@ -20,21 +20,44 @@ CREATE TABLE IF NOT EXISTS examples(
 CREATE TABLE IF NOT EXISTS recipe_versions(
   version INTEGER PRIMARY KEY, parent INTEGER, path TEXT, source TEXT, rationale TEXT,
   scores TEXT, created TEXT);
+CREATE TABLE IF NOT EXISTS evaluations(
+  version INTEGER, generation INTEGER, slot INTEGER, items INTEGER, passed INTEGER,
+  pass_rate REAL, gap REAL, created TEXT, PRIMARY KEY(version, generation, slot));
+CREATE TABLE IF NOT EXISTS validation_items(
+  id INTEGER PRIMARY KEY, source TEXT, chunk INTEGER, text TEXT);
 CREATE TABLE IF NOT EXISTS journal(
   key TEXT PRIMARY KEY, role TEXT, item_id INTEGER, round INTEGER, request TEXT,
   response TEXT, input_tokens INTEGER, output_tokens INTEGER, cost_usd REAL,
   latency_ms REAL, created TEXT);
 ]]
 
+-- Columns added after the first release; older run.db files get them on open.
+local MIGRATIONS = {
+  { "recipe_versions", "edit", "TEXT" }, { "recipe_versions", "status", "TEXT" },
+  { "recipe_versions", "reason", "TEXT" }, { "recipe_versions", "strategy", "TEXT" },
+  { "recipe_versions", "iteration", "INTEGER" }, { "recipe_versions", "generation", "INTEGER" },
+  { "recipe_versions", "slot", "INTEGER" },
+}
+
 function M.open(path)
   local db = sqlite.open(path, { wal = true, busy_timeout_ms = 5000 })
   db:exec(SCHEMA)
+  for _, m in ipairs(MIGRATIONS) do
+    local have = false
+    for _, col in ipairs(db:query("PRAGMA table_info(" .. m[1] .. ")")) do
+      if col.name == m[2] then have = true end
+    end
+    if not have then db:exec(("ALTER TABLE %s ADD COLUMN %s %s"):format(m[1], m[2], m[3])) end
+  end
   return setmetatable({ db = db, path = path }, M)
 end
 
 function M:close()
-  self.db:close()
+  if self.db then self.db:close() end
+  self.db = nil
 end
+
+M.__close = M.close -- `local st <close> = store.open(path)`
 
 function M:get_meta(key)
   local row = self.db:first("SELECT value FROM meta WHERE key = ?", key)
@@ -81,9 +104,71 @@ function M:finish_item(item, outcome, example_record, version)
 end
 
 function M:save_version(v)
-  self.db:run([[INSERT OR IGNORE INTO recipe_versions(version, parent, path, source, rationale, created)
-      VALUES (?, ?, ?, ?, ?, ?)]], v.version, v.parent, v.path, v.source, v.rationale,
-    os.date("!%Y-%m-%dT%H:%M:%SZ"))
+  self.db:run([[INSERT OR IGNORE INTO recipe_versions(version, parent, path, source, rationale,
+      created, edit, status, reason, strategy, iteration, generation, slot, scores)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], v.version, v.parent, v.path, v.source,
+    v.rationale, os.date("!%Y-%m-%dT%H:%M:%SZ"), v.edit, v.status or "root", v.reason,
+    v.strategy, v.iteration, v.generation, v.slot, v.scores and json.encode(v.scores, { sort_keys = true }))
+end
+
+function M:set_version_status(version, status, reason)
+  self.db:run("UPDATE recipe_versions SET status = ?, reason = ? WHERE version = ?", status, reason, version)
+end
+
+function M:set_version_scores(version, scores)
+  self.db:run("UPDATE recipe_versions SET scores = ? WHERE version = ?",
+    json.encode(scores, { sort_keys = true }), version)
+end
+
+function M:version(v)
+  return self.db:first("SELECT * FROM recipe_versions WHERE version = ?", v)
+end
+
+function M:version_at(generation, slot)
+  return self.db:first("SELECT * FROM recipe_versions WHERE generation = ? AND slot = ?", generation, slot)
+end
+
+function M:versions()
+  return self.db:query("SELECT * FROM recipe_versions ORDER BY version")
+end
+
+function M:next_version()
+  local row = self.db:first("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM recipe_versions")
+  return row.v
+end
+
+-- One evaluation of a version on the validation items; idempotent per (generation, slot),
+-- so a generation replayed after a crash does not count twice.
+function M:save_evaluation(e)
+  self.db:run([[INSERT OR IGNORE INTO evaluations(version, generation, slot, items, passed,
+      pass_rate, gap, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], e.version, e.generation, e.slot,
+    e.items, e.passed, e.pass_rate, e.gap, os.date("!%Y-%m-%dT%H:%M:%SZ"))
+end
+
+function M:evaluation(version, generation, slot)
+  return self.db:first("SELECT * FROM evaluations WHERE version = ? AND generation = ? AND slot = ?",
+    version, generation, slot)
+end
+
+-- The mean over every evaluation of a version.
+function M:score(version)
+  local r = self.db:first([[SELECT COUNT(*) AS n, AVG(pass_rate) AS pass_rate, AVG(gap) AS gap
+      FROM evaluations WHERE version = ?]], version)
+  if not r or r.n == 0 then return nil end
+  return { pass_rate = r.pass_rate, gap = r.gap, evaluations = r.n }
+end
+
+function M:add_validation_items(items)
+  self.db:transaction(function()
+    for _, it in ipairs(items) do
+      self.db:run("INSERT OR IGNORE INTO validation_items(id, source, chunk, text) VALUES (?, ?, ?, ?)",
+        it.id, it.source, it.chunk, it.text)
+    end
+  end)
+end
+
+function M:validation_items()
+  return self.db:query("SELECT id, source, chunk, text FROM validation_items ORDER BY id")
 end
 
 function M:journal_get(key)
@@ -120,6 +205,28 @@ function M:by_iteration()
       SUM(j.input_tokens) AS input, SUM(j.output_tokens) AS output, SUM(j.cost_usd) AS cost,
       SUM(j.cost_usd IS NULL) AS unpriced
       FROM journal j JOIN items i ON i.id = j.item_id GROUP BY i.iteration ORDER BY i.iteration]])
+end
+
+-- What the analyst reads about one iteration: counts, rounds by outcome, and a sample of
+-- categorised failures with their questions.
+function M:iteration_stats(iteration, max_failures)
+  local t = self.db:first([[SELECT COUNT(*) AS items, SUM(status = 'accepted') AS accepted
+      FROM items WHERE iteration = ?]], iteration)
+  local cats, rounds = {}, 0
+  for _, r in ipairs(self.db:query([[SELECT r.category AS category, COUNT(*) AS n FROM rounds r
+      JOIN items i ON i.id = r.item_id WHERE i.iteration = ? GROUP BY r.category]], iteration)) do
+    cats[r.category or "?"] = r.n
+    rounds = rounds + r.n
+  end
+  local failures = {}
+  for _, r in ipairs(self.db:query([[SELECT r.category AS category, r.reason AS reason, r.record AS record
+      FROM rounds r JOIN items i ON i.id = r.item_id WHERE i.iteration = ? AND r.accepted = 0
+      ORDER BY r.item_id, r.round LIMIT ?]], iteration, max_failures or 8)) do
+    local ok, rec = pcall(json.decode, r.record)
+    failures[#failures + 1] = { category = r.category, reason = r.reason,
+      question = ok and rec.example and rec.example.question or nil }
+  end
+  return { items = t.items or 0, accepted = t.accepted or 0, rounds = rounds, categories = cats }, failures
 end
 
 function M:totals()

@@ -2,6 +2,7 @@
 -- proposes SEARCH/REPLACE edits to it. Each block is helpful (adds a difficulty phrase
 -- the region lacks; 50%), harmful (drops one, or asks for simple questions; 30%) or
 -- malformed (SEARCH text that is not in the region, or no separator; 20%).
+local edit = require "moonloop.edit"
 local text = require "moonloop.sim.text"
 
 local M = {}
@@ -33,7 +34,7 @@ local function parse(message)
     if t == "BEGIN REGION" then
       inside = true
     elseif t == "END REGION" then
-      inside = false
+      break -- the first region is the one we edit
     elseif inside then
       region[#region + 1] = line
     end
@@ -52,6 +53,14 @@ local function last_line(lines)
   return nil
 end
 
+-- The anchor line plus a new sentence, kept inside a long string that the anchor closes
+-- ("...alone.]]," becomes "...alone.\nNew sentence.]],"), as a careful model would write it.
+local function append(anchor, sentence)
+  local at = anchor:find("]]", 1, true)
+  if at then return anchor:sub(1, at - 1) .. "\n" .. sentence .. anchor:sub(at) end
+  return anchor .. "\n" .. sentence
+end
+
 local function helpful(g, name, region, lines)
   local low, missing = region:lower(), {}
   for _, h in ipairs(M.HELPFUL) do
@@ -59,7 +68,7 @@ local function helpful(g, name, region, lines)
   end
   local add = g:pick(#missing > 0 and missing or M.HELPFUL)
   local anchor = last_line(lines)
-  return block(name, anchor, anchor .. "\n" .. add[2]),
+  return block(name, anchor, append(anchor, add[2])),
     ("adds \"%s\", which the prompt does not ask for yet"):format(add[1])
 end
 
@@ -82,7 +91,7 @@ local function harmful(g, name, lines)
       ("removes the demand for \"%s\" to widen the range of questions"):format(c[2])
   end
   local anchor = last_line(lines)
-  return block(name, anchor, anchor .. "\n" .. M.SIMPLIFY),
+  return block(name, anchor, append(anchor, M.SIMPLIFY)),
     "asks for simpler questions so fewer fail the quality check"
 end
 
@@ -94,7 +103,7 @@ local function malformed(g, name, region, lines)
     if wrong == anchor or region:find(wrong, 1, true) then
       wrong = "Write one question about the paper and its main result."
     end
-    return block(name, wrong, wrong .. "\n" .. add), "tightens the wording of the task"
+    return block(name, wrong, append(wrong, add)), "tightens the wording of the task"
   end
   return ("<<<<<<< SEARCH %s\n%s\n%s\n>>>>>>> REPLACE"):format(name, anchor, add),
     "restates the task more precisely"
@@ -139,8 +148,23 @@ function M.answer(req)
     end
     blocks[#blocks + 1], why[#why + 1] = b, w
   end
-  return rationale(message) .. " The edit " .. table.concat(why, "; another ") .. ".\n\n"
-    .. table.concat(blocks, "\n\n")
+  local head = rationale(message) .. " The edit " .. table.concat(why, "; another ") .. ".\n\n"
+  if message:find("FORMAT: rewrite", 1, true) then
+    -- Asked for the whole region: apply our own blocks to it. A malformed block becomes a
+    -- rewrite that is never closed.
+    local body = region
+    for _, b in ipairs(blocks) do
+      local parsed = edit.parse_blocks(b)
+      local blk = parsed[1]
+      local at = blk and body:find(blk.search, 1, true)
+      if not at then
+        return head .. "BEGIN REGION " .. name .. "\n" .. body .. "\n"
+      end
+      body = body:sub(1, at - 1) .. blk.replace .. body:sub(at + #blk.search)
+    end
+    return head .. "BEGIN REGION " .. name .. "\n" .. body .. "\nEND REGION"
+  end
+  return head .. table.concat(blocks, "\n\n")
 end
 
 return M
