@@ -100,6 +100,7 @@ local function evaluate(env, v, generation, slot)
   end, { limit = env.concurrency })
   local gap
   if #gaps > 0 then
+    table.sort(gaps) -- the same sum whatever order the items finished in
     gap = 0
     for _, g in ipairs(gaps) do gap = gap + g end
     gap = gap / #gaps
@@ -110,27 +111,34 @@ local function evaluate(env, v, generation, slot)
   return e
 end
 
-local function refresh_score(env, v)
-  v.score = env.st:score(v.version) or { pass_rate = 0, evaluations = 0 }
-  env.st:set_version_scores(v.version, v.score)
-  return v.score
+-- The score a decision of (generation, slot) uses, and the all-time mean stored for people.
+local function refresh_score(env, v, generation, slot)
+  local all = env.st:score(v.version) or { pass_rate = 0, evaluations = 0 }
+  env.st:set_version_scores(v.version, all)
+  if not generation then return all end
+  return env.st:score(v.version, generation, slot) or { pass_rate = 0, evaluations = 0 }
 end
 
 -- The population: every version that is the root or was kept, with its recipe loaded.
-local function population(env, below)
+local function population(env, below, generation)
   local out = {}
   for _, row in ipairs(env.st:versions()) do
     if (row.status == "root" or row.status == "kept") and (not below or row.version < below) then
       out[#out + 1] = { version = row.version, parent = row.parent, source = row.source,
         path = row.path, recipe = env.recipe_of(row.version, row.source, row.path),
-        score = env.st:score(row.version) }
+        score = env.st:score(row.version, generation, 0) }
     end
   end
   return out
 end
 
-local function history(env)
-  local rows = env.st:versions()
+-- The lineage the analyst reads: versions of earlier generations only (a sibling slot's
+-- outcome depends on timing; a resumed generation must write the same brief).
+local function history(env, below)
+  local rows = {}
+  for _, r in ipairs(env.st:versions()) do
+    if r.version < below then rows[#rows + 1] = r end
+  end
   local out = {}
   for i = math.max(1, #rows - env.cfg.history + 1), #rows do
     local r = rows[i]
@@ -156,7 +164,7 @@ function M.validate(env, parent, source, path)
 end
 
 -- One slot of a generation.
-local function run_slot(env, g, slot, snapshot, number)
+local function run_slot(env, g, slot, snapshot, number, base)
   local st, cfg = env.st, env.cfg
   local existing = st:version(number)
   if existing and existing.status ~= "candidate" then return end -- done before a crash
@@ -164,7 +172,7 @@ local function run_slot(env, g, slot, snapshot, number)
   local parent = M.select(snapshot, cfg.temperature, rng())
   -- The parent is evaluated again for this slot (the mean of its evaluations is its score).
   evaluate(env, parent, g, slot)
-  local pscore = refresh_score(env, parent)
+  local pscore = refresh_score(env, parent, g, slot)
   local path = fs.join(env.dir, "recipes", ("v%04d.lua"):format(number))
   local row = { version = number, parent = parent.version, path = path, status = "candidate",
     strategy = env.strategy.name, iteration = env.iteration, generation = g, slot = slot }
@@ -172,7 +180,7 @@ local function run_slot(env, g, slot, snapshot, number)
 
   local sctx = {
     parent = { version = parent.version, source = parent.source, score = pscore },
-    stats = env.stats, failures = env.failures, history = history(env),
+    stats = env.stats, failures = env.failures, history = history(env, base),
     rng = rng_from(env.seed_for, "strategy", g, slot),
   }
   local child_src, answer, rationale, last_err
@@ -224,7 +232,7 @@ local function run_slot(env, g, slot, snapshot, number)
     child_src, answer, rationale, number)
   local child = { version = number, source = child_src, recipe = recipe }
   local e = evaluate(env, child, g, slot)
-  local cscore = refresh_score(env, child)
+  local cscore = refresh_score(env, child, g, slot)
   if M.beats(cscore, pscore) then
     st:set_version_status(number, "kept", nil)
     env.say("v%d (from v%d, %s): kept: validation pass rate %.2f vs parent %.2f", number,
@@ -253,20 +261,21 @@ function M.generation(env, g)
     base = st:next_version()
     st:set_meta("generation_base:" .. g, base)
   end
-  local pop = population(env, base)
+  local pop = population(env, base, g)
   for _, p in ipairs(pop) do
     if not p.score then
       evaluate(env, p, g, 0)
-      refresh_score(env, p)
+      p.score = refresh_score(env, p, g, 0)
     end
   end
   local slots = {}
   for c = 1, env.cfg.candidates do slots[c] = c end
-  task.map(slots, function(c) run_slot(env, g, c, pop, base + c - 1) end)
+  task.map(slots, function(c) run_slot(env, g, c, pop, base + c - 1, base) end)
   st:set_meta("generation_done:" .. g, os.date("!%Y-%m-%dT%H:%M:%SZ"))
   -- The best version (pass rate, then gap) becomes the recipe of the next iteration.
   local best
   for _, p in ipairs(population(env)) do
+    p.score = p.score or { pass_rate = 0 }
     if not best or M.beats(p.score, best.score) then best = p end
   end
   if best then st:set_meta("current_version", best.version) end

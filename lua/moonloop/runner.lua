@@ -228,6 +228,15 @@ function M.run(recipe, opts)
   end
   local version = 1
   local overrides = json.decode(st:get_meta("overrides") or "[]")
+  if resuming then
+    -- The --set options of the first run hold for the whole run (the recipe we were given
+    -- is recipes/v0001.lua as written, before them).
+    local asi = require "moonloop.asi"
+    for _, kv in ipairs(overrides) do
+      local k, v = kv:match("^([%w_.]+)=(.*)$")
+      if k then asi.override(recipe, k, v) end
+    end
+  end
   -- The recipe of each version, loaded once (version 1 is the file we were started with).
   local recipes = { [1] = recipe }
   local function recipe_of(v, source, path)

@@ -150,10 +150,15 @@ function M:evaluation(version, generation, slot)
     version, generation, slot)
 end
 
--- The mean over every evaluation of a version.
-function M:score(version)
+-- The mean over every evaluation of a version; with `generation` (and `slot`), only the
+-- evaluations a slot of that generation may know of: earlier generations, the
+-- generation's opening evaluations (slot 0), and the slot's own. Concurrent slots and a
+-- replay after a crash then decide exactly alike.
+function M:score(version, generation, slot)
   local r = self.db:first([[SELECT COUNT(*) AS n, AVG(pass_rate) AS pass_rate, AVG(gap) AS gap
-      FROM evaluations WHERE version = ?]], version)
+      FROM evaluations WHERE version = ? AND (? IS NULL OR generation < ?
+        OR (generation = ? AND (slot = 0 OR slot = ?)))]], version, generation, generation,
+    generation, slot or 0)
   if not r or r.n == 0 then return nil end
   return { pass_rate = r.pass_rate, gap = r.gap, evaluations = r.n }
 end
