@@ -147,6 +147,27 @@ local function summarize(st, dir, counters, opts, elapsed)
     end
     say("by iteration: %s", table.concat(parts, "; "))
   end
+  local vs = st:versions()
+  if #vs > 1 then
+    local kept, why = 0, { apply = 0, validation = 0, trial = 0 }
+    for _, v in ipairs(vs) do
+      if v.status == "kept" then kept = kept + 1
+      elseif v.status == "rejected" then
+        local r = v.reason or ""
+        local k = r:find("did not apply", 1, true) and "apply"
+          or r:find("^validation") and "validation" or "trial"
+        why[k] = why[k] + 1
+      end
+    end
+    local cur = tonumber(st:get_meta("current_version")) or 1
+    local s1, sc = st:score(1), st:score(cur)
+    say("recipe versions: %d (%d kept; rejected: %d edits that did not apply, %d failed validation, %d lost their trial)",
+      #vs, kept, why.apply, why.validation, why.trial)
+    if s1 and sc then
+      say("validation pass rate: v1 %.2f (%d evaluations) -> current v%d %.2f (%d); every edit and why: moonloop recipe log %s",
+        s1.pass_rate, s1.evaluations, cur, sc.pass_rate, sc.evaluations, dir)
+    end
+  end
   say("dataset:  %s", fs.join(dir, "dataset.jsonl"))
   say("rejected: %s", fs.join(dir, "rejected.jsonl"))
   say("run:      %s (resume with: moonloop run --resume %s)", fs.join(dir, "run.db"), dir)
