@@ -25,6 +25,7 @@ local DEFAULTS = {
 M.EVOLVE_DEFAULTS = {
   strategy = "search_replace", validation = 4, rounds = 2, candidates = 2, generations = 1,
   temperature = 0.1, repair_attempts = 2, history = 8, failures = 8,
+  meta = 0, -- every N generations, revise the strategy itself (0: never)
 }
 
 local KNOWN = {
@@ -110,7 +111,7 @@ function M.recipe(spec)
     r.evolve = merge(M.EVOLVE_DEFAULTS, spec.evolve, name, "evolve")
     local e = r.evolve
     if e.validation < 1 or e.candidates < 1 or e.rounds < 1 or e.generations < 0
-      or e.repair_attempts < 0 or e.temperature < 0 then
+      or e.repair_attempts < 0 or e.temperature < 0 or e.meta < 0 then
       fail(name, "evolve: validation, candidates and rounds must be at least 1; generations, repair_attempts and temperature at least 0", "evolve")
     end
   end

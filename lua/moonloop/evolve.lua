@@ -175,7 +175,8 @@ local function run_slot(env, g, slot, snapshot, number, base)
   local pscore = refresh_score(env, parent, g, slot)
   local path = fs.join(env.dir, "recipes", ("v%04d.lua"):format(number))
   local row = { version = number, parent = parent.version, path = path, status = "candidate",
-    strategy = env.strategy.name, iteration = env.iteration, generation = g, slot = slot }
+    strategy = env.strategy.name, iteration = env.iteration, generation = g, slot = slot,
+    strategy_version = env.strategy_version }
   st:save_version(row)
 
   local sctx = {
@@ -235,8 +236,9 @@ local function run_slot(env, g, slot, snapshot, number, base)
   local cscore = refresh_score(env, child, g, slot)
   if M.beats(cscore, pscore) then
     st:set_version_status(number, "kept", nil)
-    env.say("v%d (from v%d, %s): kept: validation pass rate %.2f vs parent %.2f", number,
-      parent.version, env.strategy.name, e.pass_rate, pscore.pass_rate)
+    env.say("v%d (from v%d, %s): kept: validation pass rate %.2f (gap %s) vs parent %.2f (gap %s)",
+      number, parent.version, env.strategy.name, e.pass_rate, e.gap and ("%.2f"):format(e.gap) or "-",
+      pscore.pass_rate, pscore.gap and ("%.2f"):format(pscore.gap) or "-")
   else
     st:set_version_status(number, "rejected", ("did not beat its parent: pass rate %.2f (gap %s) vs v%d's %.2f (gap %s)"):format(
       e.pass_rate, e.gap and ("%.2f"):format(e.gap) or "-", parent.version, pscore.pass_rate,
@@ -251,7 +253,11 @@ end
 function M.generation(env, g)
   local st = env.st
   if st:get_meta("generation_done:" .. g) then return end
-  env.strategy = env.strategy or load_strategy(env.cfg.strategy, env.recipe_dir)
+  if (env.cfg.meta or 0) > 0 then
+    env.strategy, env.strategy_version = require("moonloop.meta").strategy_for(env, g)
+  else
+    env.strategy = env.strategy or load_strategy(env.cfg.strategy, env.recipe_dir)
+  end
   env.count_rejected = env.count_rejected or function() end
   -- Version numbers are fixed before any slot runs, so concurrency cannot reorder them,
   -- and the parents are chosen among the versions older than this generation, so a

@@ -36,7 +36,7 @@ local MIGRATIONS = {
   { "recipe_versions", "edit", "TEXT" }, { "recipe_versions", "status", "TEXT" },
   { "recipe_versions", "reason", "TEXT" }, { "recipe_versions", "strategy", "TEXT" },
   { "recipe_versions", "iteration", "INTEGER" }, { "recipe_versions", "generation", "INTEGER" },
-  { "recipe_versions", "slot", "INTEGER" },
+  { "recipe_versions", "slot", "INTEGER" }, { "recipe_versions", "strategy_version", "INTEGER" },
 }
 
 function M.open(path)
@@ -105,10 +105,11 @@ end
 
 function M:save_version(v)
   self.db:run([[INSERT OR IGNORE INTO recipe_versions(version, parent, path, source, rationale,
-      created, edit, status, reason, strategy, iteration, generation, slot, scores)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], v.version, v.parent, v.path, v.source,
+      created, edit, status, reason, strategy, iteration, generation, slot, scores, strategy_version)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], v.version, v.parent, v.path, v.source,
     v.rationale, os.date("!%Y-%m-%dT%H:%M:%SZ"), v.edit, v.status or "root", v.reason,
-    v.strategy, v.iteration, v.generation, v.slot, v.scores and json.encode(v.scores, { sort_keys = true }))
+    v.strategy, v.iteration, v.generation, v.slot, v.scores and json.encode(v.scores, { sort_keys = true }),
+    v.strategy_version)
 end
 
 function M:set_version_status(version, status, reason)
