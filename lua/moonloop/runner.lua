@@ -22,8 +22,19 @@ local function seed_for(run_seed)
   end
 end
 
--- llm.chat through the journal: a recorded answer is returned without a request.
-local function journaled_chat(st, counters)
+-- llm.chat through the journal: a recorded answer is returned without a request. With a
+-- trace (run --trace), every call is also written to trace.jsonl.
+local function journaled_chat(st, counters, tr, version_of)
+  local function record(spec, r, replayed, err)
+    if not tr then return end
+    local tags = spec.tags or {}
+    tr:record{ role = tags.role, model = r and r.model or spec.model, provider = r and r.provider,
+      item = tags.item, round = tags.round, sample = tags.sample, system = spec.system,
+      messages = spec.messages or spec.prompt, response = r and r.text,
+      latency_ms = r and r.latency_ms, usage = r and r.usage, cost_usd = r and r.cost_usd,
+      cache_hit = r and r.cached, replayed = replayed, recipe_version = version_of(),
+      finish_reason = r and r.finish_reason, error = err }
+  end
   return function(spec)
     local request = json.encode(spec, { sort_keys = true })
     local key = text.hash(request)
@@ -32,9 +43,15 @@ local function journaled_chat(st, counters)
       counters.replayed = counters.replayed + 1
       local r = json.decode(saved)
       r.replayed = true
+      record(spec, r, true)
       return r
     end
-    local r = llm.chat(spec)
+    local ok, r = pcall(llm.chat, spec)
+    if not ok then
+      record(spec, nil, false, r)
+      error(r, 0)
+    end
+    record(spec, r, false)
     counters.sent = counters.sent + 1
     local keep = { text = r.text, finish_reason = r.finish_reason, usage = r.usage,
       cost_usd = r.cost_usd, latency_ms = r.latency_ms, model = r.model, provider = r.provider }
@@ -89,10 +106,18 @@ local function write_outputs(st, dir)
   fs.write(fs.join(dir, "rejected.jsonl"), #rej > 0 and table.concat(rej, "\n") .. "\n" or "")
 end
 
+-- report.html from what run.db holds; a failure to draw it never fails the run.
+local function write_report(dir)
+  local ok, path = pcall(function() return require("moonloop.report").write(dir) end)
+  if ok then return path end
+  log.warn("could not write report.html: %s", tostring(path))
+  return nil
+end
+
 local function fmt_num(v, pat) return v and (pat or "%.2f"):format(v) or "-" end
 
 -- The closing summary, for people (stderr) and for --json (one event on stdout).
-local function summarize(st, dir, counters, opts, elapsed)
+local function summarize(st, dir, counters, opts, elapsed, report)
   local t = st:totals()
   local s = {
     event = "summary", items = t.items, accepted = t.accepted, exhausted = t.exhausted,
@@ -106,6 +131,7 @@ local function summarize(st, dir, counters, opts, elapsed)
     input_tokens = t.input_tokens, output_tokens = t.output_tokens,
     cost_usd = (t.unpriced == 0 and t.calls > 0) and t.cost or json.null,
     categories = t.categories, dir = dir, seconds = elapsed, by_role = st:by_role(),
+    report = report or json.null,
     by_iteration = st:by_iteration(),
   }
   if opts.json then
@@ -170,6 +196,7 @@ local function summarize(st, dir, counters, opts, elapsed)
   end
   say("dataset:  %s", fs.join(dir, "dataset.jsonl"))
   say("rejected: %s", fs.join(dir, "rejected.jsonl"))
+  if report then say("report:   %s (moonloop report %s --text for a terminal summary)", report, dir) end
   say("run:      %s (resume with: moonloop run --resume %s)", fs.join(dir, "run.db"), dir)
   io.stderr:write(table.concat(out, "\n"), "\n")
   return s
@@ -294,7 +321,9 @@ function M.run(recipe, opts)
 
   local ctl = opts.control or control.new{ concurrency = opts.concurrency or recipe.concurrency }
   local counters = { sent = 0, replayed = 0, repairs = 0 }
-  local chat = journaled_chat(st, counters)
+  local cli = package.loaded["moonloop.cli"] or {}
+  local tr = (opts.trace or cli.trace) and require("moonloop.trace").open(dir) or nil
+  local chat = journaled_chat(st, counters, tr, function() return version end)
   local ctx = {
     recipe = recipe, chat = chat, seed_for = seed_for(seed),
     count = function(what) counters[what] = (counters[what] or 0) + 1 end,
@@ -314,8 +343,10 @@ function M.run(recipe, opts)
       if not opts.quiet and log.isatty() then io.stderr:write("\r\27[K") end
       local ok, werr = pcall(write_outputs, st, dir)
       if not ok then log.error("could not write the dataset files: %s", tostring(werr)) end
+      write_report(dir)
       io.stderr:write(("moonloop: stopped; what is done is in %s (resume with: moonloop run --resume %s)\n"):format(dir, dir))
     end
+    if tr then tr:close() end
     st:close()
   end })
 
@@ -422,7 +453,8 @@ function M.run(recipe, opts)
   progress:cancel()
   if not opts.quiet and log.isatty() then io.stderr:write("\r\27[K") end
   write_outputs(st, dir)
-  return summarize(st, dir, counters, opts, os.time() - t0), first_error
+  local report = write_report(dir)
+  return summarize(st, dir, counters, opts, os.time() - t0, report), first_error
 end
 
 return M
