@@ -61,9 +61,18 @@ function M.beats(a, b)
   return (a.gap or -math.huge) > (b.gap or -math.huge) + eps
 end
 
-local function load_strategy(name, recipe_dir)
+-- Where a strategy lives: a file path (relative to the recipe), or a bundled name.
+-- Returns path, is_file.
+function M.strategy_path(name, recipe_dir)
   if name:find("/", 1, true) or name:find("%.lua$") then
-    local path = name:sub(1, 1) == "/" and name or fs.join(recipe_dir or ".", name)
+    return name:sub(1, 1) == "/" and name or fs.join(recipe_dir or ".", name), true
+  end
+  return package.searchpath("moonloop.strategies." .. name, package.path), false
+end
+
+local function load_strategy(name, recipe_dir)
+  local path, is_file = M.strategy_path(name, recipe_dir)
+  if is_file then
     local ok, src = pcall(fs.read, path)
     if not ok then error(("evolve.strategy: cannot read %s"):format(path), 0) end
     return versions.load_module(src, path)

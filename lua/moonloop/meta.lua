@@ -31,12 +31,7 @@ the replacement lines
 
 -- The text of a bundled strategy or a strategy file.
 local function strategy_source(name, recipe_dir)
-  local path
-  if name:find("/", 1, true) or name:find("%.lua$") then
-    path = name:sub(1, 1) == "/" and name or fs.join(recipe_dir or ".", name)
-  else
-    path = package.searchpath("moonloop.strategies." .. name, package.path)
-  end
+  local path = require("moonloop.evolve").strategy_path(name, recipe_dir)
   local ok, src = pcall(fs.read, path or "")
   if not ok then error(("evolve.meta: cannot read the strategy %s"):format(tostring(path or name)), 0) end
   return src, path
