@@ -12,9 +12,11 @@ for i = 1, N do
 end
 
 local progress = task.spawn(function()
+  local ticks = 0
   while done < N do
     task.sleep(250)
-    io.stderr:write(("\r  %d/%d answered, %d in flight   "):format(done, N, llm.stats().in_flight))
+    ticks = ticks + 1
+    if ticks % 4 == 0 then log.info("%d/%d answered, %d in flight", done, N, llm.stats().in_flight) end
   end
 end)
 
@@ -35,7 +37,6 @@ local results = task.map(prompts, function(prompt, i)
   return r.text
 end, { limit = 200 })
 progress:join()
-io.stderr:write("\n")
 
 local s = llm.stats()
 print(("sent %d requests (%d concurrent at peak) over %d connections"):format(

@@ -20,7 +20,10 @@ struct ml_options {
   int log_level;           /* ML_LEVEL_*; 0-initialised options mean debug */
   /* Run options for a recipe, "key=value" strings, NULL-terminated (may be NULL): out,
    * resume, iterations, seed, concurrency, json, quiet, progress_ms, and set (repeatable:
-   * "set=max_rounds=4"). They reach Lua as package.loaded["moonloop.cli"]. */
+   * "set=max_rounds=4"). They reach Lua as package.loaded["moonloop.cli"].
+   * "trusted=true" runs the file with the full standard library; without it the file runs
+   * in the sandbox (no io, os beyond time, require of the runtime's allow-list only, memory
+   * and instruction limits). A file that returns a recipe is always loaded in the sandbox. */
   const char *const *run_options;
 };
 

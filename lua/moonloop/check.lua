@@ -47,7 +47,7 @@ function M.self_test(recipe, item)
   local okrun, res = pcall(loop.run_item, ctx, item)
   out.ok, out.error = okrun, not okrun and tostring(type(res) == "table" and res.message or res) or nil
   if recipe.self_test then
-    local ok, err = pcall(recipe.self_test, ctx)
+    local ok, err = pcall(recipe.self_test, require("moonloop.roles").hook_ctx(ctx))
     out.recipe_self_test = ok or tostring(type(err) == "table" and err.message or err)
     if not ok then out.ok, out.error = false, out.error or ("recipe self_test: " .. out.recipe_self_test) end
   end

@@ -33,7 +33,7 @@ function M.run_item(ctx, item)
     rec.example = ex
     if recipe.check_example or recipe.check then
       -- A recipe may check examples itself (by running code, say) instead of asking a model.
-      local qv = recipe.check_example and recipe.check_example(ctx, item, ex)
+      local qv = recipe.check_example and recipe.check_example(roles.hook_ctx(ctx), item, ex)
         or roles.check(ctx, item, ex, round)
       rec.checker = qv
       if not qv.pass then

@@ -97,6 +97,19 @@ end
 
 local function str(v) return type(v) == "string" and v:match("%S") ~= nil end
 
+-- What a recipe's own functions (check_example, verify, self_test) are given: the recipe,
+-- the seed function and a chat that takes roles only. Never the runner's context, whose
+-- raw chat reaches any model and whose on_round writes the round records.
+function M.hook_ctx(ctx)
+  local h = ctx.hook
+  if not h or h.recipe ~= ctx.recipe then
+    h = { recipe = ctx.recipe, seed_for = ctx.seed_for,
+          chat = require("moonloop.sandbox").guard_chat(ctx.chat) }
+    ctx.hook = h
+  end
+  return h
+end
+
 -- Validate a challenger example; string weights and similar slips are repaired here.
 function M.validate_example(v, min_positive)
   if type(v) ~= "table" then return nil, "expected a JSON object" end
@@ -162,7 +175,7 @@ local function solve_one(ctx, which, item, ex, round, sample)
     tags = { role = which, item = item.id, round = round, sample = sample },
   })
   if recipe.verify then -- scored by running the answer, not by a judge
-    local score, detail = recipe.verify(ctx, ex, solver.text)
+    local score, detail = recipe.verify(M.hook_ctx(ctx), ex, solver.text)
     return { answer = solver.text, score = score, detail = detail }
   end
   local n = #ex.rubric

@@ -49,7 +49,7 @@ function M.code(opts)
   local env = {}
   if os.getenv("MOONLOOP_LUA_DIR") then env.MOONLOOP_LUA_DIR = os.getenv("MOONLOOP_LUA_DIR") end
   local r = proc.run{
-    argv = { proc.exe(), "run", "--offline", "--quiet", "harness.lua" },
+    argv = { proc.exe(), "run", "--trusted", "--offline", "--quiet", "harness.lua" },
     cwd = dir, env = env, timeout_ms = opts.timeout_ms or 5000, max_output = 65536,
     -- (a sanitizer build of moonloop cannot run under an address-space cap: there the
     -- memory limit is left out; time, CPU and network limits still apply)

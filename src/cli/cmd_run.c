@@ -35,17 +35,30 @@ static const char run_usage[] =
     "  --budget-usd X     stop new work and cancel what is in flight once X dollars are\n"
     "                     spent (priced models only); exit 3, resumable\n"
     "  --max-requests N   the same after N requests sent (retries count); exit 3\n"
+    "  --trace            append every LLM request to DIR/trace.jsonl: role, model, prompt,\n"
+    "                     response, latency, tokens, cache hit, recipe version (never keys\n"
+    "                     or auth headers)\n"
     "\n"
     "Options:\n"
     "  --config FILE   provider config (default: ./moonloop.lua, then\n"
     "                  $XDG_CONFIG_HOME/moonloop/config.lua, then OPENAI_API_KEY /\n"
     "                  OPENAI_BASE_URL from the environment, then the offline simulator)\n"
     "  --offline       answer llm.chat from the built-in simulator whatever the config says\n"
-    "  --trusted       accepted for scripts that need io/os (scripts currently always run\n"
-    "                  with the full standard library)\n"
+    "  --trusted       run a plain script with the full standard library (io, os, fs, proc,\n"
+    "                  debug, package): for scripts of your own that need files or\n"
+    "                  subprocesses. Recipes run in the sandbox even with --trusted\n"
     "  --quiet         only warnings and errors on stderr\n"
     "  --verbose       debug messages too\n"
     "  -h, --help      this text\n"
+    "\n"
+    "Sandbox: recipes, and scripts run without --trusted, run in a sandbox: no io, no os\n"
+    "beyond time/clock/date/difftime, no debug, package, dofile, loadfile, string.dump or\n"
+    "bytecode; require reaches only json, text, log, llm, task and a few moonloop.*\n"
+    "modules (asi, accept, rubric, verify, edit), read-only; llm.chat names models by role\n"
+    "(the config's models aliases, or weak/strong/judge/...), never URLs, headers or keys.\n"
+    "Limits per sandbox: 64 MiB of memory, and per call 1e9 instructions and 30 s of\n"
+    "running time (waiting on models does not count); a script past a limit is killed with\n"
+    "an error naming its file and line, which pcall cannot catch.\n"
     "\n"
     "Exit codes: 0 done; 1 a task failed (its traceback names file and line) or tasks were\n"
     "left waiting on nothing; 2 bad usage, a config or script that does not load; 3 the\n"
@@ -133,14 +146,20 @@ int cmd_run(int argc, char **argv) {
       run_options[nopts] = optbuf[nopts];
       nopts++;
     } else if (strcmp(a, "--json") == 0) {
-      run_options[nopts++] = "json=true";
+      if (nopts < 62) /* repeating a flag changes nothing */
+        run_options[nopts++] = "json=true";
     } else if (strcmp(a, "--offline") == 0) {
       offline = 1;
     } else if (strcmp(a, "--trusted") == 0) {
-      /* scripts run trusted until the sandbox lands */
+      if (nopts < 62) /* repeating a flag changes nothing */
+        run_options[nopts++] = "trusted=true";
     } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
       level = ML_LEVEL_WARN;
-      run_options[nopts++] = "quiet=true";
+      if (nopts < 62) /* repeating a flag changes nothing */
+        run_options[nopts++] = "quiet=true";
+    } else if (strcmp(a, "--trace") == 0) {
+      if (nopts < 62) /* a repeated --trace changes nothing */
+        run_options[nopts++] = "trace=true";
     } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
       level = ML_LEVEL_DEBUG;
     } else if (script_arg != NULL && nargs < 256) {

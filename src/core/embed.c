@@ -51,6 +51,8 @@ int ml_runtime_new(ml_runtime **out, const struct ml_options *opts, char *err, s
     const char *eq = strchr(*o, '=');
     if (eq == NULL)
       continue;
+    if ((size_t)(eq - *o) == 7 && strncmp(*o, "trusted", 7) == 0)
+      m->rt.trusted = strcmp(eq + 1, "true") == 0 || strcmp(eq + 1, "1") == 0; /* no sandbox */
     if ((size_t)(eq - *o) == 3 && strncmp(*o, "set", 3) == 0) {
       lua_getfield(L, -1, "set");
       lua_pushstring(L, eq + 1);
@@ -110,14 +112,16 @@ int ml_runtime_run_file(ml_runtime *m, const char *path, int argc, char **argv) 
     lua_rawseti(L, -2, k + 1);
   }
   lua_setglobal(L, "arg");
-  if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+  if (!rt->trusted) {
+    lua_pushnil(L); /* no chunk: moonloop.boot loads the file in the sandbox */
+  } else if (luaL_loadfilex(L, path, "t") != LUA_OK) {
     /* Syntax errors already read "file.lua:LINE: ...". */
     rt_log(rt, ML_LOG_ERROR, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
     return ML_EXIT_USAGE;
   }
-  /* The first task is moonloop.boot.main(chunk, path, args...): it runs the chunk and
-   * drives it if it returns a recipe. */
+  /* The first task is moonloop.boot.main(chunk, path, args...): it runs the chunk (or, with
+   * chunk nil, the file in a sandbox) and drives it if it returns a recipe. */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "moonloop.boot");
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {

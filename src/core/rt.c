@@ -19,6 +19,7 @@
 #include "lua/json.h"
 #include "lua/log.h"
 #include "lua/modules.h"
+#include "sandbox/sandbox.h"
 
 /* The signal handler can only reach the runtime through a global. */
 static struct ml_rt *signal_rt;
@@ -64,6 +65,62 @@ static void on_signal(int sig) {
   uv_async_send(&signal_rt->sigint_async);
 }
 
+/* The allocator of the one Lua state. Trusted code pays one branch; while a sandbox runs,
+ * its net growth is counted and growth past its cap is refused (Lua then collects and
+ * retries once, then raises a memory error inside the sandbox). Shrinks and frees never
+ * fail. */
+static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  struct ml_rt *rt = ud;
+  struct ml_sandbox *sb = rt->active_sandbox;
+  size_t old = ptr ? osize : 0; /* with ptr NULL, osize is the kind of object */
+  if (nsize == 0) {
+    free(ptr);
+    if (sb)
+      sbx_mem_charge(sb, -(int64_t)old);
+    return NULL;
+  }
+  if (sb == NULL)
+    return realloc(ptr, nsize);
+  if (nsize > old && !sbx_mem_allows(sb, nsize - old))
+    return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p == NULL)
+    return NULL;
+  sbx_mem_charge(sb, (int64_t)nsize - (int64_t)old);
+  if (nsize > old)
+    sb->mem_refused = 0; /* the retry after the emergency collection fitted */
+  return p;
+}
+
+/* An error outside any protected call: a bug in moonloop, never a script's doing. */
+static int rt_panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "moonloop: fatal: unprotected Lua error: %s\n", msg ? msg : "(not a string)");
+  fflush(stderr);
+  abort();
+  return 0;
+}
+
+/* Lua's warn(): off until a script says "@on", like the stock interpreter. */
+static void rt_warn(void *ud, const char *msg, int tocont) {
+  struct ml_rt *rt = ud;
+  if (!rt->warn_cont && msg[0] == '@') {
+    if (strcmp(msg, "@on") == 0)
+      rt->warn_on = 1;
+    else if (strcmp(msg, "@off") == 0)
+      rt->warn_on = 0;
+    return;
+  }
+  if (rt->warn_on) {
+    if (!rt->warn_cont)
+      fputs("Lua warning: ", stderr);
+    fputs(msg, stderr);
+    if (!tocont)
+      fputc('\n', stderr);
+  }
+  rt->warn_cont = tocont;
+}
+
 /* package.path: the runtime's own library first, then the usual places. */
 static void set_package_path(lua_State *L) {
   const char *dir = ml_lua_dir();
@@ -77,7 +134,7 @@ static void set_package_path(lua_State *L) {
 int rt_init(struct ml_rt *rt, char *err, size_t errlen) {
   memset(rt, 0, sizeof *rt);
   rt->log_level = ML_LOG_INFO;
-  rt->trusted = 1;
+  rt->trusted = 0; /* ml_runtime_new sets it from the run options (--trusted) */
   rt->started_ns = uv_hrtime();
   if (uv_loop_init(&rt->loop) != 0) {
     snprintf(err, errlen, "cannot create the event loop");
@@ -101,14 +158,22 @@ int rt_init(struct ml_rt *rt, char *err, size_t errlen) {
   if (http_engine_new(&rt->http, &rt->loop, err, errlen) != 0)
     return -1;
 
-  lua_State *L = luaL_newstate();
+  lua_State *L = lua_newstate(rt_alloc, rt);
   if (L == NULL) {
     snprintf(err, errlen, "cannot create a Lua state (out of memory)");
     return -1;
   }
+  lua_atpanic(L, rt_panic);
+  lua_setwarnf(L, rt_warn, rt);
   rt->L = L;
   *(struct ml_rt **)lua_getextraspace(L) = rt; /* inherited by every coroutine */
   luaL_openlibs(L);
+  sbx_lock_strings(L); /* before any script can reach the string metatable */
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, sbx_luaopen);
+  lua_setfield(L, -2, "moonloop.sandbox.core");
+  lua_pop(L, 2);
   set_package_path(L);
   sched_open(L, rt);
   ml_json_open(L);

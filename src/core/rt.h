@@ -13,6 +13,7 @@ struct ml_task;
 struct http_engine;
 struct llm_config;
 struct llm_state;
+struct ml_sandbox;
 
 /* Exit codes of SPEC section 2. */
 enum {
@@ -34,6 +35,11 @@ struct ml_rt {
 
   lua_State *L; /* main state; tasks are coroutines of it */
 
+  /* The sandbox whose coroutine is being resumed right now (NULL: trusted code runs). The
+   * allocator charges it for what it allocates; see src/sandbox/. */
+  struct ml_sandbox *active_sandbox;
+  int warn_on, warn_cont; /* Lua's warn() switch (off until "@on", as in the stock lua) */
+
   /* Scheduler state (sched.c). */
   struct ml_task *ready_head, *ready_tail;
   struct ml_task *current; /* the task being resumed right now, or NULL */
@@ -48,7 +54,7 @@ struct ml_rt {
 
   enum ml_log_level log_level;
   int exit_code;
-  int trusted;
+  int trusted; /* the script runs with the full standard library (--trusted) */
   uint64_t started_ns;
 };
 

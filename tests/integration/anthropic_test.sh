@@ -26,7 +26,7 @@ local ok, err = pcall(llm.chat, { prompt = "x", n = 2 })
 assert(not ok and tostring(err):find("n > 1 is not supported"), tostring(err))
 print("ok: " .. r.text:sub(1, 60))
 LUA
-if timeout 30 "$MOONLOOP" run --config anth.cfg.lua anth.lua >anth.out 2>&1; then
+if timeout 30 "$MOONLOOP" run --trusted --config anth.cfg.lua anth.lua >anth.out 2>&1; then
   pass "Messages API: text, usage, stop reasons, streaming"
 else
   fail "Messages API" "$(cat anth.out)"
@@ -47,7 +47,7 @@ assert(not ok and err.kind == want, "$fault: " .. tostring(err))
 assert(not tostring(err):find(os.getenv("ANTHROPIC_API_KEY"), 1, true), "key leaked")
 print(tostring(err))
 LUA
-  if timeout 30 "$MOONLOOP" run --config "a$fault.cfg.lua" "a$fault.lua" >"a$fault.out" 2>&1; then
+  if timeout 30 "$MOONLOOP" run --trusted --config "a$fault.cfg.lua" "a$fault.lua" >"a$fault.out" 2>&1; then
     pass "fault $fault: $(head -1 "a$fault.out" | cut -c1-150)"
   else
     fail "fault $fault" "$(cat "a$fault.out")"
@@ -69,7 +69,7 @@ local s = llm.stats()
 assert(s.ok == 40 and s.retries > 0, ("ok=%d retries=%d"):format(s.ok, s.retries))
 print(("ok=%d retries=%d"):format(s.ok, s.retries))
 LUA
-if timeout 120 "$MOONLOOP" run --config a529half.cfg.lua a529half.lua >a529half.out 2>&1; then
+if timeout 120 "$MOONLOOP" run --trusted --config a529half.cfg.lua a529half.lua >a529half.out 2>&1; then
   pass "529 overloaded is retried: $(tail -1 a529half.out)"
 else
   fail "529 retried" "$(tail -5 a529half.out)"
@@ -79,7 +79,7 @@ fi
 start_mock zero
 printf 'local r = llm.chat{ model = "judge", prompt = "hi" }\nprint(r.provider, r.text ~= "")\n' >zero.lua
 if env -u OPENAI_API_KEY -u OPENAI_BASE_URL HOME=/nonexistent XDG_CONFIG_HOME=/nonexistent \
-    ANTHROPIC_BASE_URL=$MOCK_URL timeout 30 "$MOONLOOP" run zero.lua >zero.out 2>&1 &&
+    ANTHROPIC_BASE_URL=$MOCK_URL timeout 30 "$MOONLOOP" run --trusted zero.lua >zero.out 2>&1 &&
     grep -q "anthropic	true" zero.out; then
   pass "zero config from ANTHROPIC_API_KEY"
 else

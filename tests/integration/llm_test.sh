@@ -8,7 +8,7 @@ export ML_SOURCE_DIR=${ML_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$SCRATCH"
 
 start_mock plain
-if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run "$ML_SOURCE_DIR/tests/integration/llm_cases.lua" \
+if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run --trusted "$ML_SOURCE_DIR/tests/integration/llm_cases.lua" \
     >cases.out 2>&1; then
   pass "llm.chat cases ($(grep -c '^ok' cases.out) checks)"
 else
@@ -17,7 +17,7 @@ fi
 
 for fault in 429 500 503 reset stall truncate badjson; do
   start_mock "f$fault" --fault "$fault=1" --retry-after 2
-  if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run "$ML_SOURCE_DIR/tests/integration/llm_faults.lua" \
+  if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run --trusted "$ML_SOURCE_DIR/tests/integration/llm_faults.lua" \
       "$fault" >"f$fault.out" 2>&1; then
     pass "fault $fault: $(head -1 "f$fault.out")"
   else
@@ -26,7 +26,7 @@ for fault in 429 500 503 reset stall truncate badjson; do
 done
 for fault in stall truncate badsse reset; do
   start_mock "s$fault" --fault "$fault=1"
-  if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run "$ML_SOURCE_DIR/tests/integration/llm_faults.lua" \
+  if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run --trusted "$ML_SOURCE_DIR/tests/integration/llm_faults.lua" \
       "$fault" stream >"s$fault.out" 2>&1; then
     pass "fault $fault in a stream: $(head -1 "s$fault.out")"
   else
@@ -44,7 +44,7 @@ local s = llm.stats()
 print(("ok=%d sent=%d retries=%d errors=%d"):format(s.ok, s.sent, s.retries, s.errors))
 assert(s.ok == 200 and s.errors == 0 and s.retries > 30 and s.sent == 200 + s.retries)
 LUA
-if OPENAI_BASE_URL=$MOCK_URL timeout 120 "$MOONLOOP" run retry.lua >retry.out 2>&1; then
+if OPENAI_BASE_URL=$MOCK_URL timeout 120 "$MOONLOOP" run --trusted retry.lua >retry.out 2>&1; then
   pass "30% 503s are retried until every request succeeds: $(tail -1 retry.out)"
 else
   fail "retries on 503" "$(tail -5 retry.out)"
@@ -62,7 +62,7 @@ assert(tostring(err):find("after 3 attempts", 1, true), tostring(err))
 assert(waited >= 1, "waited " .. waited .. " s: Retry-After was not honoured")
 print(tostring(err))
 LUA
-if OPENAI_BASE_URL=$MOCK_URL timeout 60 "$MOONLOOP" run retry429.lua >retry429.out 2>&1; then
+if OPENAI_BASE_URL=$MOCK_URL timeout 60 "$MOONLOOP" run --trusted retry429.lua >retry429.out 2>&1; then
   pass "Retry-After is honoured and the final error counts the attempts"
 else
   fail "Retry-After" "$(tail -5 retry429.out)"
@@ -73,7 +73,7 @@ local ok, err = pcall(llm.chat, { prompt = "x" })
 assert(not ok and err.kind == "http" and err.status == 404 and err.attempts == 1, tostring(err))
 assert(llm.stats().sent == 1)
 LUA
-if OPENAI_BASE_URL=${MOCK_URL%/v1}/nowhere timeout 30 "$MOONLOOP" run noretry.lua >noretry.out 2>&1; then
+if OPENAI_BASE_URL=${MOCK_URL%/v1}/nowhere timeout 30 "$MOONLOOP" run --trusted noretry.lua >noretry.out 2>&1; then
   pass "a 404 is not retried"
 else
   fail "404 not retried" "$(tail -5 noretry.out)"
@@ -86,7 +86,7 @@ assert(not ok and err.kind == "transport", tostring(err))
 assert(tostring(err):find("could not connect"), tostring(err))
 print(tostring(err))
 LUA
-if OPENAI_BASE_URL=http://127.0.0.1:9/v1 "$MOONLOOP" run refused.lua >refused.out 2>&1; then
+if OPENAI_BASE_URL=http://127.0.0.1:9/v1 "$MOONLOOP" run --trusted refused.lua >refused.out 2>&1; then
   pass "connection refused is a transport error: $(head -1 refused.out)"
 else
   fail "connection refused" "$(cat refused.out)"
@@ -101,7 +101,7 @@ assert(not ok and err.kind == "timeout", tostring(err))
 assert(tostring(err):find("300 ms"), tostring(err))
 print(tostring(err))
 LUA
-if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run last_timeout.lua >last_timeout.out 2>&1; then
+if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run --trusted last_timeout.lua >last_timeout.out 2>&1; then
   pass "the last transfer's deadline fires: $(head -1 last_timeout.out)"
 else
   fail "last transfer timeout" "$(cat last_timeout.out)"
@@ -119,7 +119,7 @@ assert(not ok and err.kind == "timeout", tostring(err))
 assert(tostring(err):find("no data from the server for 300 ms"), tostring(err))
 print(tostring(err))
 LUA
-if timeout 10 "$MOONLOOP" run --config idle.cfg.lua idle.lua >idle.out 2>&1; then
+if timeout 10 "$MOONLOOP" run --trusted --config idle.cfg.lua idle.lua >idle.out 2>&1; then
   pass "the stream idle deadline fires: $(head -1 idle.out)"
 else
   fail "stream idle deadline" "$(cat idle.out)"
@@ -136,7 +136,7 @@ local ok, err = pcall(h.join, h)
 assert(not ok and err.kind == "cancelled", tostring(err))
 print("cancelled: " .. tostring(err))
 LUA
-if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run cancel.lua >cancel.out 2>&1; then
+if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run --trusted cancel.lua >cancel.out 2>&1; then
   pass "cancel removes the transfer at once"
 else
   fail "cancel removes the transfer" "$(cat cancel.out)"
@@ -148,7 +148,7 @@ local ok, err = pcall(task.timeout, 200, function() return llm.chat{ prompt = "s
 assert(not ok and err.kind == "timeout", tostring(err))
 assert(llm.stats().in_flight == 0, "no transfer left behind")
 LUA
-if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run task_timeout.lua >task_timeout.out 2>&1; then
+if OPENAI_BASE_URL=$MOCK_URL timeout 10 "$MOONLOOP" run --trusted task_timeout.lua >task_timeout.out 2>&1; then
   pass "task.timeout around llm.chat cancels the request"
 else
   fail "task.timeout around llm.chat" "$(cat task_timeout.out)"
@@ -171,7 +171,7 @@ print(("ok=%d requests=%d errors=%d peak_in_flight=%d connections=%d"):format(
 assert(ok == N, "all answered")
 assert(s.in_flight_peak == K, "peak in flight " .. s.in_flight_peak)
 LUA
-if OPENAI_BASE_URL=$MOCK_URL timeout 120 "$MOONLOOP" run load.lua >load.out 2>&1; then
+if OPENAI_BASE_URL=$MOCK_URL timeout 120 "$MOONLOOP" run --trusted load.lua >load.out 2>&1; then
   pass "10,000 requests with 2,000 in flight: $(tail -1 load.out)"
 else
   fail "10,000 requests with 2,000 in flight" "$(tail -5 load.out)"
@@ -188,7 +188,7 @@ local lim = s.limits["openai/gpt-4o-mini"]
 print(("peak in flight %d, cap %d"):format(s.in_flight_peak, lim.cap))
 assert(s.ok == 30 and lim.cap == 3 and s.in_flight_peak <= 3, "capped by the server's slots")
 LUA
-if OPENAI_BASE_URL=$MOCK_URL timeout 60 "$MOONLOOP" run slots.lua >slots.out 2>&1; then
+if OPENAI_BASE_URL=$MOCK_URL timeout 60 "$MOONLOOP" run --trusted slots.lua >slots.out 2>&1; then
   pass "llama.cpp /props slots cap the requests in flight: $(tail -1 slots.out)"
 else
   fail "/props slots" "$(tail -5 slots.out)"
@@ -202,7 +202,7 @@ task.map(items, function(i) return llm.chat{ model = "priced", prompt = "budget 
 print("not reached")
 LUA
 set +e
-OPENAI_BASE_URL=$MOCK_URL timeout 30 "$MOONLOOP" run budget.lua --max-requests 40 >budget_req.out 2>&1; code=$?
+OPENAI_BASE_URL=$MOCK_URL timeout 30 "$MOONLOOP" run --trusted budget.lua --max-requests 40 >budget_req.out 2>&1; code=$?
 set -e
 if [ $code -eq 3 ] && grep -q "40 requests sent of 40 allowed" budget_req.out && ! grep -q "not reached" budget_req.out; then
   pass "--max-requests stops new work, cancels the rest and exits 3"
@@ -214,7 +214,7 @@ return { providers = { mock = { kind = "openai", base_url = "$MOCK_URL" } },
          models = { priced = { provider = "mock", model = "m", price = { input = 1000, output = 1000 } } } }
 LUA
 set +e
-timeout 30 "$MOONLOOP" run --config budget.cfg.lua budget.lua --budget-usd 1 >budget_usd.out 2>&1; code=$?
+timeout 30 "$MOONLOOP" run --trusted --config budget.cfg.lua budget.lua --budget-usd 1 >budget_usd.out 2>&1; code=$?
 set -e
 if [ $code -eq 3 ] && grep -q "spent of a \$1.00 budget" budget_usd.out; then
   pass "--budget-usd stops the run once the priced cost passes it: $(grep -o '\$[0-9.]* spent of a \$1.00 budget' budget_usd.out)"

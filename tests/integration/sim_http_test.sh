@@ -64,14 +64,14 @@ show("strong streamed", s)
 print("streamed pieces add up to the text: " .. tostring(table.concat(pieces) == s.text))
 LUA
 
-if "$MOONLOOP" run --offline cases.lua >offline.out 2>offline.err; then
+if "$MOONLOOP" run --trusted --offline cases.lua >offline.out 2>offline.err; then
   pass "the cases run in-process ($(grep -c '^###' offline.out) answers)"
 else
   fail "the cases run in-process" "$(tail -5 offline.err)"
 fi
 
 start_mock sim --sim
-if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run cases.lua >http.out 2>http.err; then
+if OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run --trusted cases.lua >http.out 2>http.err; then
   pass "the cases run over HTTP against mock-server --sim"
 else
   fail "the cases run over HTTP" "$(tail -5 http.err)"
