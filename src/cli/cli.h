@@ -4,5 +4,8 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_repl(int argc, char **argv);
+int cmd_recipe(int argc, char **argv);
 
 #endif
