@@ -163,6 +163,23 @@ void limiter_init(struct limiter *l, const struct limiter_config *cfg, int64_t n
   l->cooldown_ms = l->cfg.breaker_cooldown_ms;
 }
 
+/* New limits for a limiter in use (the REPL's :limits). The configured rates and cap change
+ * now; what headers taught, the breaker, the counters and the requests in flight stay. A
+ * cap learned from the server's slots (limiter_set_slots) survives unless a cap is given. */
+void limiter_reconfigure(struct limiter *l, const struct limiter_config *cfg, int64_t now_ms) {
+  int slots = l->cfg.max_inflight <= 0 && l->ceiling != configured_ceiling(l) ? l->ceiling : 0;
+  l->cfg.max_inflight = cfg->max_inflight > 0 ? cfg->max_inflight : 0;
+  l->cfg.rpm = cfg->rpm;
+  l->cfg.tpm = cfg->tpm;
+  l->req.configured = cfg->rpm > 0 ? cfg->rpm : 0;
+  l->tok.configured = cfg->tpm > 0 ? cfg->tpm : 0;
+  rate_apply(&l->req, REQ_PACE_MS, now_ms);
+  rate_apply(&l->tok, TOK_PACE_MS, now_ms);
+  l->ceiling = slots > 0 && l->cfg.max_inflight == 0 ? slots : configured_ceiling(l);
+  l->eff_cap = l->ceiling;
+  l->successes = 0;
+}
+
 void limiter_set_slots(struct limiter *l, int slots) {
   if (l->cfg.max_inflight > 0)
     return; /* the user's own cap wins */

@@ -130,6 +130,10 @@ void limiter_release(struct limiter *l, struct limiter_ticket *t, double actual_
  * "reset" only ever lower the budget's level (other clients may share the key). */
 void limiter_learn(struct limiter *l, const char *name, const char *value, int64_t now_ms);
 
+/* Change the configured cap and per-minute limits of a limiter in use; learned limits,
+ * the breaker and the requests in flight are kept. */
+void limiter_reconfigure(struct limiter *l, const struct limiter_config *cfg, int64_t now_ms);
+
 /* Server slots (llama.cpp /props total_slots) as the in-flight ceiling when the config sets no
  * cap; a configured cap wins. slots <= 0 forgets them. */
 void limiter_set_slots(struct limiter *l, int slots);

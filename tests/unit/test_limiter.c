@@ -22,6 +22,46 @@ static struct limiter make(long rpm, long tpm, int max_inflight, int adaptive) {
   return l;
 }
 
+/* ---- reconfiguration (the REPL's :limits) ----------------------------------------------- */
+
+static void reconfigure_changes_limits_and_keeps_what_was_learned(void) {
+  struct limiter l = make(0, 0, 4, 0);
+  struct limiter_ticket t[2];
+  ML_CHECK_INT(limiter_acquire(&l, 10, 0, &t[0]), 0);
+  ML_CHECK_INT(limiter_acquire(&l, 10, 0, &t[1]), 0);
+  limiter_learn(&l, "x-ratelimit-limit-tokens", "50000", 0);
+  struct limiter_config c = l.cfg;
+  c.max_inflight = 1;
+  c.rpm = 60;
+  c.tpm = 100000;
+  limiter_reconfigure(&l, &c, 1000);
+  struct limiter_stats s = limiter_stats(&l);
+  ML_CHECK_INT(s.cap, 1);
+  ML_CHECK_INT(s.in_flight, 2); /* requests in flight are not forgotten */
+  ML_CHECK(NEAR(s.rpm_capacity, 60));
+  ML_CHECK(NEAR(s.tpm_capacity, 50000)); /* the learned limit is lower and still holds */
+  struct limiter_ticket u;
+  ML_CHECK_INT(limiter_acquire(&l, 10, 1000, &u), LIMITER_WAIT_SLOT); /* 2 in flight, cap 1 */
+  c.max_inflight = 0;
+  c.rpm = 0;
+  limiter_reconfigure(&l, &c, 2000);
+  s = limiter_stats(&l);
+  ML_CHECK_INT(s.cap, 0);
+  ML_CHECK(NEAR(s.rpm_capacity, 0));
+}
+
+static void reconfigure_keeps_server_slots_unless_a_cap_is_given(void) {
+  struct limiter l = make(0, 0, 0, 0);
+  limiter_set_slots(&l, 8);
+  struct limiter_config c = l.cfg;
+  c.rpm = 120;
+  limiter_reconfigure(&l, &c, 0);
+  ML_CHECK_INT(limiter_stats(&l).cap, 8);
+  c.max_inflight = 3;
+  limiter_reconfigure(&l, &c, 0);
+  ML_CHECK_INT(limiter_stats(&l).cap, 3);
+}
+
 /* ---- buckets ------------------------------------------------------------------------- */
 
 static void unlimited_limiter_admits_and_counts_in_flight(void) {
@@ -836,6 +876,8 @@ ML_TEST_MAIN(
     ML_CASE(openai_limits_set_the_capacities), ML_CASE(learned_limits_never_raise_a_configured_one),
     ML_CASE(remaining_lowers_the_level_and_never_raises_it),
     ML_CASE(remaining_without_a_known_limit_is_ignored),
+    ML_CASE(reconfigure_changes_limits_and_keeps_what_was_learned),
+    ML_CASE(reconfigure_keeps_server_slots_unless_a_cap_is_given),
     ML_CASE(openai_reset_durations_lower_the_level_to_match),
     ML_CASE(openai_reset_accepts_every_go_duration_unit),
     ML_CASE(resets_beyond_an_hour_are_ignored), ML_CASE(anthropic_headers_set_limits_and_levels),
