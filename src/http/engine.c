@@ -4,53 +4,112 @@
  *  - never call into libcurl's multi API from inside a libcurl callback; completions are
  *    delivered from drain_done(), which runs after curl_multi_socket_action returns;
  *  - drain curl_multi_info_read after every socket_action, whatever `running` says;
- *  - a poll handle is closed inside CURL_POLL_REMOVE, before libcurl closes the fd;
+ *  - a poll handle is closed in libcurl's close-socket callback, before the fd is closed;
  *  - a zero timeout from libcurl is served from the check phase, not by re-arming a timer
  *    inside a timer callback (libuv 1.44 would run it again in the same phase);
  *  - every transfer has its own timer for the total and idle deadlines, so a stalled
- *    server cannot keep a task waiting forever, even when it is the last transfer. */
+ *    server cannot keep a task waiting forever, even when it is the last transfer.
+ *
+ * What it does for speed (tests/bench/README.md has the measurements):
+ *  - the request body goes out with the headers in one send (CURLOPT_POSTFIELDS), not
+ *    through a read callback that libcurl calls after sending the headers;
+ *  - finished transfers are kept with their easy handle still configured, their timer
+ *    initialised and their buffers allocated, so a new one costs a few setopts;
+ *  - transfers are spread over several multi handles once one holds SHARD_FILL of them:
+ *    libcurl 7.88 walks a host's whole connection list to find a free connection for
+ *    each new transfer, which at thousands of connections costs more than the request. */
 #include "http/engine.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "moonloop needs libcurl 7.80 or newer (CURLOPT_PREREQFUNCTION)"
+#endif
+
+/* Finished transfers kept for reuse. */
 #define POOL_MAX 4096
+/* Transfers per multi handle before another one is opened, and the most handles. */
+#define SHARD_FILL 128
+#define SHARD_MAX 128
+/* Idle connections one multi handle keeps (its share of thousands in flight fits). */
+#define SHARD_MAXCONNECTS 1024L
+/* Buffers that grew past these are released when a transfer goes back to the pool. */
+#define KEEP_RESP_CAP ((size_t)16 << 10)
+#define KEEP_BODY_CAP ((size_t)64 << 10)
+#define KEEP_HEADER_CAP ((size_t)4 << 10)
+#define RESP_MIN_CAP ((size_t)1024)
 
+struct http_shard {
+  struct http_engine *eng;
+  CURLM *multi;
+  uv_timer_t timer;
+  unsigned in_flight;
+  int kick_pending;
+};
+
+/* A socket libcurl has shown us. It lives until libcurl closes the socket (through
+ * on_close_socket), not just while a transfer uses it: an idle kept-alive connection keeps
+ * its poll handle, so that reusing it costs no epoll_ctl (libuv's uv_poll_start removes
+ * and re-adds the descriptor even when nothing changes, so it is only called on change). */
 struct sock_ctx {
   uv_poll_t poll; /* first member: the handle's address is the context's */
   curl_socket_t fd;
-  struct http_engine *eng;
+  struct http_shard *shard; /* the multi handle watching it; NULL while it idles in a pool */
+  int events;               /* what the poll handle waits for (0: stopped) */
 };
 
 struct http_engine {
   uv_loop_t *loop;
-  CURLM *multi;
-  uv_timer_t timer;
+  struct http_shard *shards[SHARD_MAX];
+  int nshards;
+  int kicks; /* shards with a zero timeout to serve from the check phase */
   uv_check_t kick_check;
   uv_idle_t kick_idle;
-  int kick_pending;
-  CURL *pool[POOL_MAX];
+  struct http_xfer *pool[POOL_MAX];
   int npool;
+  struct sock_ctx **socks; /* by descriptor: the sockets libcurl has open */
+  size_t nsocks;
   struct http_stats stats;
   int closing;
-  int verbose; /* MOONLOOP_CURL_VERBOSE=1: libcurl's own trace on stderr, for debugging */
+  int verbose;  /* MOONLOOP_CURL_VERBOSE=1: libcurl's own trace on stderr, for debugging */
+  int no_proxy; /* no proxy variable is set: tell libcurl so instead of it asking per transfer */
 };
 
-static void drain_done(struct http_engine *eng);
+static void drain_done(struct http_shard *sh);
 static void xfer_finish(struct http_xfer *x, enum http_err err, CURLcode result);
 
 /* ---------------------------------------------------------------------------------- */
 /* Socket and timer glue */
 
-static void socket_action(struct http_engine *eng, curl_socket_t fd, int flags) {
+static void socket_action(struct http_shard *sh, curl_socket_t fd, int flags) {
   int running = 0;
-  curl_multi_socket_action(eng->multi, fd, flags, &running);
-  drain_done(eng);
+  curl_multi_socket_action(sh->multi, fd, flags, &running);
+  drain_done(sh);
+}
+
+static void sock_watch(struct sock_ctx *ctx, int events) {
+  if (events == ctx->events)
+    return;
+  if (events == 0)
+    uv_poll_stop(&ctx->poll);
+  else
+    uv_poll_start(&ctx->poll, events, ctx->poll.poll_cb);
+  ctx->events = events;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   struct sock_ctx *ctx = (struct sock_ctx *)h;
+  if (ctx->shard == NULL) {
+    /* An idle connection became readable: the server closed it or sent something
+     * unasked. libcurl finds out when it next picks the connection; until then, stop
+     * watching, or the loop would spin on it. */
+    sock_watch(ctx, 0);
+    return;
+  }
   int flags = 0;
   if (status < 0)
     flags = CURL_CSELECT_ERR;
@@ -58,52 +117,89 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
-  socket_action(ctx->eng, ctx->fd, flags);
+  socket_action(ctx->shard, ctx->fd, flags);
 }
 
 static void sock_closed(uv_handle_t *h) {
   free(h);
 }
 
+static struct sock_ctx *sock_find(const struct http_engine *eng, curl_socket_t s) {
+  return s >= 0 && (size_t)s < eng->nsocks ? eng->socks[s] : NULL;
+}
+
+static struct sock_ctx *sock_new(struct http_engine *eng, curl_socket_t s) {
+  if (s < 0)
+    return NULL;
+  if ((size_t)s >= eng->nsocks) {
+    size_t n = eng->nsocks ? eng->nsocks : 256;
+    while (n <= (size_t)s)
+      n *= 2;
+    struct sock_ctx **t = realloc(eng->socks, n * sizeof *t);
+    if (t == NULL)
+      return NULL;
+    memset(t + eng->nsocks, 0, (n - eng->nsocks) * sizeof *t);
+    eng->socks = t;
+    eng->nsocks = n;
+  }
+  struct sock_ctx *ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL)
+    return NULL;
+  if (uv_poll_init_socket(eng->loop, &ctx->poll, s) != 0) {
+    free(ctx);
+    return NULL;
+  }
+  ctx->fd = s;
+  ctx->poll.poll_cb = on_poll;
+  /* Idle keep-alive connections must not keep the loop (and the process) alive; the
+   * transfers' own timers do that while requests are in flight. */
+  uv_unref((uv_handle_t *)&ctx->poll);
+  eng->socks[s] = ctx;
+  return ctx;
+}
+
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
-  struct http_engine *eng = userp;
-  struct sock_ctx *ctx = socketp;
+  struct http_shard *sh = userp;
+  struct sock_ctx *ctx = socketp ? socketp : sock_find(sh->eng, s);
   (void)easy;
   if (what == CURL_POLL_REMOVE) {
     if (ctx) {
-      /* uv_close removes the fd from epoll now; libcurl may close and reuse it next. */
-      uv_close((uv_handle_t *)&ctx->poll, sock_closed);
-      curl_multi_assign(eng->multi, s, NULL);
+      /* Back in the connection pool: keep waiting for readability (what the next
+       * transfer on it waits for, so reusing it changes nothing) and ignore events. */
+      ctx->shard = NULL;
+      sock_watch(ctx, ctx->events & UV_READABLE);
+      curl_multi_assign(sh->multi, s, NULL);
     }
     return 0;
   }
-  if (ctx == NULL) {
-    ctx = calloc(1, sizeof *ctx);
-    if (ctx == NULL)
-      return -1;
-    if (uv_poll_init_socket(eng->loop, &ctx->poll, s) != 0) {
-      free(ctx);
-      return -1;
-    }
-    ctx->fd = s;
-    ctx->eng = eng;
-    /* Idle keep-alive connections must not keep the loop (and the process) alive; the
-     * transfers' own timers do that while requests are in flight. */
-    uv_unref((uv_handle_t *)&ctx->poll);
-    curl_multi_assign(eng->multi, s, ctx);
-  }
+  if (ctx == NULL && (ctx = sock_new(sh->eng, s)) == NULL)
+    return -1;
+  if (socketp == NULL)
+    curl_multi_assign(sh->multi, s, ctx);
+  ctx->shard = sh;
   int events = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
     events |= UV_READABLE;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
     events |= UV_WRITABLE;
-  uv_poll_start(&ctx->poll, events, on_poll);
+  sock_watch(ctx, events);
   return 0;
 }
 
+/* libcurl closes a socket: the poll handle goes first (uv_close takes the descriptor out
+ * of epoll now), so the number can be reused by the next socket without confusion. */
+static int on_close_socket(void *clientp, curl_socket_t s) {
+  struct http_engine *eng = clientp;
+  struct sock_ctx *ctx = sock_find(eng, s);
+  if (ctx) {
+    eng->socks[s] = NULL;
+    uv_close((uv_handle_t *)&ctx->poll, sock_closed);
+  }
+  return close(s);
+}
+
 static void on_timer(uv_timer_t *t) {
-  struct http_engine *eng = t->data;
-  socket_action(eng, CURL_SOCKET_TIMEOUT, 0);
+  socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* An active idle handle keeps the poll phase from blocking; libuv requires a callback. */
@@ -112,32 +208,95 @@ static void on_kick_idle(uv_idle_t *h) {
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
-  struct http_engine *eng = userp;
+  struct http_shard *sh = userp;
+  struct http_engine *eng = sh->eng;
   (void)multi;
   if (timeout_ms < 0) {
-    uv_timer_stop(&eng->timer);
+    uv_timer_stop(&sh->timer);
   } else if (timeout_ms == 0) {
-    uv_timer_stop(&eng->timer);
-    eng->kick_pending = 1;
+    uv_timer_stop(&sh->timer);
+    if (!sh->kick_pending) {
+      sh->kick_pending = 1;
+      eng->kicks++;
+    }
     if (!uv_is_active((uv_handle_t *)&eng->kick_idle))
       uv_idle_start(&eng->kick_idle, on_kick_idle);
   } else {
-    uv_timer_start(&eng->timer, on_timer, (uint64_t)timeout_ms, 0);
+    uv_timer_start(&sh->timer, on_timer, (uint64_t)timeout_ms, 0);
   }
   return 0;
 }
 
 static void on_kick(uv_check_t *c) {
   struct http_engine *eng = c->data;
-  if (!eng->kick_pending)
+  if (eng->kicks == 0)
     return;
-  eng->kick_pending = 0;
   uv_idle_stop(&eng->kick_idle);
-  socket_action(eng, CURL_SOCKET_TIMEOUT, 0);
+  /* A shard kicked again while this runs is served here or on the next turn (the idle
+   * handle is started again, so that turn does not block). */
+  for (int i = 0; i < eng->nshards && eng->kicks > 0; i++) {
+    struct http_shard *sh = eng->shards[i];
+    if (!sh->kick_pending)
+      continue;
+    sh->kick_pending = 0;
+    eng->kicks--;
+    socket_action(sh, CURL_SOCKET_TIMEOUT, 0);
+  }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Shards */
+
+static struct http_shard *shard_new(struct http_engine *eng) {
+  if (eng->nshards == SHARD_MAX)
+    return NULL;
+  struct http_shard *sh = calloc(1, sizeof *sh);
+  if (sh == NULL)
+    return NULL;
+  sh->eng = eng;
+  sh->multi = curl_multi_init();
+  if (sh->multi == NULL) {
+    free(sh);
+    return NULL;
+  }
+  curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+  curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+  curl_multi_setopt(sh->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  /* The connection cache must hold every connection its in-flight requests opened, or
+   * finished ones are closed instead of reused. */
+  curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, SHARD_MAXCONNECTS);
+  uv_timer_init(eng->loop, &sh->timer);
+  sh->timer.data = sh;
+  uv_unref((uv_handle_t *)&sh->timer);
+  eng->shards[eng->nshards++] = sh;
+  return sh;
+}
+
+/* The first shard with room, so that a light load stays on few connection pools; a new
+ * shard when all are full; the least loaded one when no more may be opened. */
+static struct http_shard *shard_pick(struct http_engine *eng) {
+  struct http_shard *least = NULL;
+  for (int i = 0; i < eng->nshards; i++) {
+    struct http_shard *sh = eng->shards[i];
+    if (sh->in_flight < SHARD_FILL)
+      return sh;
+    if (least == NULL || sh->in_flight < least->in_flight)
+      least = sh;
+  }
+  struct http_shard *sh = shard_new(eng);
+  return sh ? sh : least;
+}
+
+static void shard_closed(uv_handle_t *h) {
+  free(h->data);
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Engine */
+
+static void xfer_destroy(struct http_xfer *x);
 
 int http_engine_new(struct http_engine **out, uv_loop_t *loop, char *err, size_t errlen) {
   struct http_engine *eng = calloc(1, sizeof *eng);
@@ -148,24 +307,22 @@ int http_engine_new(struct http_engine **out, uv_loop_t *loop, char *err, size_t
   eng->loop = loop;
   const char *v = getenv("MOONLOOP_CURL_VERBOSE");
   eng->verbose = v != NULL && v[0] == '1';
-  eng->multi = curl_multi_init();
-  if (eng->multi == NULL) {
+  /* libcurl reads the proxy variables for every transfer (five getenv calls, each a walk
+   * of the environment). When none is set now, none will be: the process does not change
+   * its environment. (Plain-http HTTP_PROXY is one libcurl ignores itself.) */
+  static const char *const proxy_vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
+                                           "all_proxy", "ALL_PROXY"};
+  eng->no_proxy = 1;
+  for (size_t i = 0; i < sizeof proxy_vars / sizeof proxy_vars[0]; i++) {
+    const char *p = getenv(proxy_vars[i]);
+    if (p != NULL && p[0] != '\0')
+      eng->no_proxy = 0;
+  }
+  if (shard_new(eng) == NULL) {
     snprintf(err, errlen, "curl_multi_init failed");
     free(eng);
     return -1;
   }
-  curl_multi_setopt(eng->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(eng->multi, CURLMOPT_SOCKETDATA, eng);
-  curl_multi_setopt(eng->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(eng->multi, CURLMOPT_TIMERDATA, eng);
-  curl_multi_setopt(eng->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-  /* The connection cache must hold every connection thousands of in-flight requests
-   * open, or finished ones are closed instead of reused. */
-  curl_multi_setopt(eng->multi, CURLMOPT_MAXCONNECTS, 20000L);
-
-  uv_timer_init(loop, &eng->timer);
-  eng->timer.data = eng;
-  uv_unref((uv_handle_t *)&eng->timer);
   uv_check_init(loop, &eng->kick_check);
   eng->kick_check.data = eng;
   uv_check_start(&eng->kick_check, on_kick);
@@ -184,17 +341,24 @@ void http_engine_free(struct http_engine *eng) {
   if (eng == NULL)
     return;
   eng->closing = 1;
-  /* curl_multi_cleanup may call the socket callback for cached connections. */
-  curl_multi_cleanup(eng->multi);
+  for (int i = 0; i < eng->nshards; i++) {
+    struct http_shard *sh = eng->shards[i];
+    /* curl_multi_cleanup may call the socket callback for cached connections. */
+    curl_multi_cleanup(sh->multi);
+    sh->multi = NULL;
+    uv_close((uv_handle_t *)&sh->timer, shard_closed);
+  }
+  eng->nshards = 0;
   for (int i = 0; i < eng->npool; i++)
-    curl_easy_cleanup(eng->pool[i]);
-  uv_close((uv_handle_t *)&eng->timer, engine_handle_closed);
+    xfer_destroy(eng->pool[i]);
+  eng->npool = 0;
   uv_close((uv_handle_t *)&eng->kick_check, engine_handle_closed);
   uv_close((uv_handle_t *)&eng->kick_idle, engine_handle_closed);
   /* The struct is freed by the caller after the loop has run the close callbacks. */
 }
 
 void http_engine_release(struct http_engine *eng) {
+  free(eng->socks);
   free(eng);
 }
 
@@ -207,7 +371,7 @@ const struct http_stats *http_engine_stats(const struct http_engine *eng) {
 
 static int buf_append(struct http_buf *b, const char *p, size_t n) {
   if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
+    size_t cap = b->cap ? b->cap : RESP_MIN_CAP;
     while (cap < b->len + n + 1)
       cap *= 2;
     char *d = realloc(b->data, cap);
@@ -257,9 +421,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
 }
 
 /* Copy a header's value (trimmed) into dst if the line is "name: value". */
-static int header_value(const char *line, size_t len, const char *name, char *dst,
+static int header_value(const char *line, size_t len, const char *name, size_t nl, char *dst,
                         size_t dstlen) {
-  size_t nl = strlen(name);
   if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
     return 0;
   const char *v = line + nl + 1;
@@ -276,6 +439,9 @@ static int header_value(const char *line, size_t len, const char *name, char *ds
   return 1;
 }
 
+#define HEADER_VALUE(line, len, lit, dst) \
+  header_value(line, len, lit, sizeof lit - 1, dst, sizeof dst)
+
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   struct http_xfer *x = ud;
   size_t n = size * nmemb;
@@ -287,15 +453,32 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     x->content_type[0] = x->retry_after[0] = x->retry_after_ms[0] = x->request_id[0] = '\0';
     return n;
   }
-  if (header_value(p, n, "content-type", x->content_type, sizeof x->content_type))
+  if (n <= 2 && (p[0] == '\r' || p[0] == '\n')) {
+    /* End of headers: choose the body parser from what the server said. */
+    x->is_sse = x->status >= 200 && x->status < 300 &&
+                strncasecmp(x->content_type, "text/event-stream", 17) == 0;
     return n;
-  if (header_value(p, n, "retry-after", x->retry_after, sizeof x->retry_after))
-    return n;
-  if (header_value(p, n, "retry-after-ms", x->retry_after_ms, sizeof x->retry_after_ms))
-    return n;
-  if (header_value(p, n, "x-request-id", x->request_id, sizeof x->request_id) ||
-      header_value(p, n, "request-id", x->request_id, sizeof x->request_id))
-    return n;
+  }
+  /* The names this file keeps start with c, r, x or (request-id) r: skip the others
+   * without comparing, which is most headers of most responses. */
+  switch (p[0] | 0x20) {
+  case 'c':
+    if (HEADER_VALUE(p, n, "content-type", x->content_type))
+      return n;
+    break;
+  case 'r':
+    if (HEADER_VALUE(p, n, "retry-after", x->retry_after) ||
+        HEADER_VALUE(p, n, "retry-after-ms", x->retry_after_ms) ||
+        HEADER_VALUE(p, n, "request-id", x->request_id))
+      return n;
+    break;
+  case 'x':
+    if (HEADER_VALUE(p, n, "x-request-id", x->request_id))
+      return n;
+    break;
+  default:
+    break;
+  }
   if (x->on_header) {
     const char *colon = memchr(p, ':', n);
     if (colon) {
@@ -307,36 +490,26 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
       x->on_header(x, p, (size_t)(colon - p), v, (size_t)(end - v));
     }
   }
-  if (n <= 2 && (p[0] == '\r' || p[0] == '\n')) {
-    /* End of headers: choose the body parser from what the server said. */
-    x->is_sse = x->status >= 200 && x->status < 300 &&
-                strncasecmp(x->content_type, "text/event-stream", 17) == 0;
-  }
   return n;
 }
 
-/* The request body is handed to libcurl through a read callback (not POSTFIELDS) so that
- * a rewind is visible: libcurl rewinds to send the same request again when a reused
- * connection turns out dead before any byte of the answer. Such a silent re-send would be
- * billed by the server without the engine knowing, so it is refused; the transfer fails
- * with HTTP_ESTALE and the request layer retries it as a counted, journaled attempt. */
-static size_t on_read(char *buf, size_t size, size_t nitems, void *ud) {
+/* Called by libcurl before each send of the request. libcurl sends a request again on
+ * its own when a reused connection turns out dead before any byte of the answer. Such a
+ * silent re-send would be billed by the server without the engine knowing, so it is
+ * refused: the transfer fails with HTTP_ESTALE and the request layer retries it as a
+ * counted, journaled attempt. (A GET, such as a capacity probe, may go again.) */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port) {
   struct http_xfer *x = ud;
-  size_t room = size * nitems;
-  size_t left = x->body_len - x->body_sent;
-  size_t n = left < room ? left : room;
-  memcpy(buf, x->body + x->body_sent, n);
-  x->body_sent += n;
-  return n;
-}
-
-static int on_seek(void *ud, curl_off_t offset, int origin) {
-  struct http_xfer *x = ud;
-  if (origin == SEEK_SET && offset == 0 && x->body_sent == 0)
-    return CURL_SEEKFUNC_OK; /* nothing sent yet: not a re-send */
+  (void)primary_ip;
+  (void)local_ip;
+  (void)primary_port;
+  (void)local_port;
+  if (x->sends++ == 0 || !x->post)
+    return CURL_PREREQFUNC_OK;
   x->rewinds++;
   x->eng->stats.refused_resends++;
-  return CURL_SEEKFUNC_FAIL;
+  return CURL_PREREQFUNC_ABORT;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -351,7 +524,7 @@ static void on_xfer_timer(uv_timer_t *t) {
   uint64_t now = uv_now(x->eng->loop);
   if (x->total_ms > 0 && now >= x->t_start_ms + (uint64_t)x->total_ms) {
     snprintf(x->why, sizeof x->why, "no complete response within %ld ms", x->total_ms);
-    curl_multi_remove_handle(x->eng->multi, x->easy);
+    curl_multi_remove_handle(x->shard->multi, x->easy);
     xfer_finish(x, HTTP_ETIMEOUT, CURLE_OPERATION_TIMEDOUT);
     if (x->on_done)
       x->on_done(x);
@@ -359,7 +532,7 @@ static void on_xfer_timer(uv_timer_t *t) {
   }
   if (x->idle_ms > 0 && now >= x->t_last_byte_ms + (uint64_t)x->idle_ms) {
     snprintf(x->why, sizeof x->why, "no data from the server for %ld ms", x->idle_ms);
-    curl_multi_remove_handle(x->eng->multi, x->easy);
+    curl_multi_remove_handle(x->shard->multi, x->easy);
     xfer_finish(x, HTTP_EIDLE, CURLE_OPERATION_TIMEDOUT);
     if (x->on_done)
       x->on_done(x);
@@ -387,96 +560,189 @@ static void arm_timer(struct http_xfer *x) {
 /* ---------------------------------------------------------------------------------- */
 /* Transfers */
 
-struct http_xfer *http_xfer_new(struct http_engine *eng, const char *url, const char *body,
-                                size_t body_len) {
-  struct http_xfer *x = calloc(1, sizeof *x);
-  if (x == NULL)
-    return NULL;
-  x->eng = eng;
-  x->easy = eng->npool > 0 ? eng->pool[--eng->npool] : curl_easy_init();
-  if (x->easy == NULL)
-    goto fail;
-  x->body = malloc(body_len + 1);
-  if (x->body == NULL)
-    goto fail;
-  if (body_len > 0)
-    memcpy(x->body, body, body_len);
-  x->body[body_len] = '\0';
-  x->body_len = body_len;
-  x->connect_ms = 10000;
-  x->total_ms = 600000;
-  x->idle_ms = 120000;
-  x->max_body = 32u << 20;
-  uv_timer_init(eng->loop, &x->timer);
-  x->timer.data = x;
-
+/* The options every transfer shares; set once per easy handle (and after a reset). */
+static void xfer_configure(struct http_xfer *x) {
   CURL *e = x->easy;
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  if (body == NULL) {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* a probe such as llama.cpp's GET /props */
-  } else {
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, x);
-    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-  }
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, x->eng);
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  if (eng->verbose)
+  /* gzip only: every server that compresses speaks it, and libcurl formats request
+   * headers a byte at a time, so the full list ("deflate, gzip, br, zstd") costs more per
+   * request than it could save. */
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+  /* The receive buffer, one per transfer: thousands of waiting transfers each hold one,
+   * and libcurl's default of 16 KB is mostly unused by LLM answers and stream events.
+   * 4 KB takes most answers, or a burst of a dozen events, in one read (2 KB cost the
+   * streaming benchmark a third read per answer; 16 KB cost 2 KB more per request). */
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+  /* HTTP/2 over TLS when the server offers it; plain http stays HTTP/1.1. */
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  if (x->eng->verbose)
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
-  if (strncmp(url, "https:", 6) == 0) {
-    /* Wait for a connection being set up so HTTP/2 can multiplex instead of opening one
-     * connection per request. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  if (x->eng->no_proxy)
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+  x->ca_set = 0;
+}
+
+static struct http_xfer *xfer_create(struct http_engine *eng) {
+  struct http_xfer *x = calloc(1, sizeof *x);
+  if (x == NULL)
+    return NULL;
+  x->eng = eng;
+  x->easy = curl_easy_init();
+  if (x->easy == NULL) {
+    free(x);
+    return NULL;
   }
-  x->headers = curl_slist_append(NULL, "Content-Type: application/json");
-  x->headers = curl_slist_append(x->headers, "Expect:"); /* no 100-continue round trip */
-  if (x->headers == NULL)
+  xfer_configure(x);
+  uv_timer_init(eng->loop, &x->timer);
+  x->timer.data = x;
+  return x;
+}
+
+static void xfer_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void xfer_destroy(struct http_xfer *x) {
+  if (x->easy)
+    curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  if (x->harena)
+    memset(x->harena, 0, x->hcap); /* it held the API key */
+  free(x->harena);
+  free(x->hnodes);
+  free(x->body);
+  free(x->resp.data);
+  sse_free(&x->sse);
+  uv_close((uv_handle_t *)&x->timer, xfer_closed);
+}
+
+static int reserve(char **buf, size_t *cap, size_t need) {
+  if (need <= *cap)
+    return 0;
+  size_t c = *cap ? *cap : 256;
+  while (c < need)
+    c *= 2;
+  char *d = realloc(*buf, c);
+  if (d == NULL)
+    return -1;
+  *buf = d;
+  *cap = c;
+  return 0;
+}
+
+struct http_xfer *http_xfer_new(struct http_engine *eng, const char *url, const char *body,
+                                size_t body_len) {
+  struct http_xfer *x = eng->npool > 0 ? eng->pool[--eng->npool] : xfer_create(eng);
+  if (x == NULL)
+    return NULL;
+  memset(x, 0, offsetof(struct http_xfer, eng));
+  x->connect_ms = 10000;
+  x->total_ms = 600000;
+  x->idle_ms = 120000;
+  x->max_body = 32u << 20;
+  x->resp.len = 0;
+  if (x->resp.data)
+    x->resp.data[0] = '\0';
+  x->hlen = 0;
+  x->nheaders = 0;
+  if (reserve(&x->body, &x->body_cap, body_len + 1) != 0)
+    goto fail;
+  if (body_len > 0)
+    memcpy(x->body, body, body_len);
+  x->body[body_len] = '\0';
+  x->body_len = body_len;
+
+  CURL *e = x->easy;
+  if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+    goto fail;
+  if (body == NULL) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* a probe such as llama.cpp's GET /props */
+  } else {
+    /* libcurl sends a body this small in the same packet as the headers. */
+    x->post = 1;
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  }
+  /* Over https, wait for a connection being set up so HTTP/2 can multiplex instead of
+   * opening one connection per request; over plain http (HTTP/1.1) that would only wait. */
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+  if (http_xfer_header(x, "Content-Type: application/json") != 0 ||
+      http_xfer_header(x, "Expect:") != 0) /* no 100-continue round trip */
     goto fail;
   return x;
 fail:
-  if (x->easy)
-    curl_easy_cleanup(x->easy);
-  free(x->body);
-  free(x);
+  http_xfer_free(x);
   return NULL;
 }
 
 int http_xfer_header(struct http_xfer *x, const char *header) {
-  struct curl_slist *l = curl_slist_append(x->headers, header);
-  if (l == NULL)
+  size_t n = strlen(header) + 1;
+  if (reserve(&x->harena, &x->hcap, x->hlen + n) != 0)
     return -1;
-  x->headers = l;
+  memcpy(x->harena + x->hlen, header, n);
+  x->hlen += n;
+  x->nheaders++;
+  return 0;
+}
+
+/* The header list libcurl reads, over the arena (no allocation per header). */
+static int build_headers(struct http_xfer *x) {
+  if (x->nheaders > x->hnodes_cap) {
+    int cap = x->hnodes_cap ? x->hnodes_cap : 8;
+    while (cap < x->nheaders)
+      cap *= 2;
+    struct curl_slist *n = realloc(x->hnodes, (size_t)cap * sizeof *n);
+    if (n == NULL)
+      return -1;
+    x->hnodes = n;
+    x->hnodes_cap = cap;
+  }
+  char *p = x->harena;
+  for (int i = 0; i < x->nheaders; i++) {
+    x->hnodes[i].data = p;
+    x->hnodes[i].next = i + 1 < x->nheaders ? &x->hnodes[i + 1] : NULL;
+    p += strlen(p) + 1;
+  }
+  x->headers = x->nheaders > 0 ? x->hnodes : NULL;
   return 0;
 }
 
 int http_xfer_start(struct http_xfer *x) {
   struct http_engine *eng = x->eng;
+  struct http_shard *sh = shard_pick(eng);
+  if (sh == NULL || build_headers(x) != 0) {
+    snprintf(x->why, sizeof x->why, "out of memory");
+    return -1;
+  }
   sse_init(&x->sse, sse_trampoline, x);
   curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
-  if (x->connect_ms > 0)
-    curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, x->connect_ms);
-  if (x->ca_file)
+  curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, x->connect_ms > 0 ? x->connect_ms : 0L);
+  if (x->ca_file) {
     curl_easy_setopt(x->easy, CURLOPT_CAINFO, x->ca_file);
+    x->ca_set = 1;
+  }
   x->t_start_ms = x->t_last_byte_ms = uv_now(eng->loop);
   x->active = 1;
-  CURLMcode mc = curl_multi_add_handle(eng->multi, x->easy);
+  CURLMcode mc = curl_multi_add_handle(sh->multi, x->easy);
   if (mc != CURLM_OK) {
     x->active = 0;
     snprintf(x->why, sizeof x->why, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
     return -1;
   }
+  x->shard = sh;
+  sh->in_flight++;
   arm_timer(x);
   eng->stats.started++;
   eng->stats.in_flight++;
@@ -488,6 +754,7 @@ int http_xfer_start(struct http_xfer *x) {
 static void xfer_finish(struct http_xfer *x, enum http_err err, CURLcode result) {
   struct http_engine *eng = x->eng;
   x->active = 0;
+  x->shard->in_flight--;
   x->t_end_ms = uv_now(eng->loop);
   uv_timer_stop(&x->timer);
   if (x->err == HTTP_OK)
@@ -521,17 +788,17 @@ static void xfer_finish(struct http_xfer *x, enum http_err err, CURLcode result)
   }
 }
 
-static void drain_done(struct http_engine *eng) {
+static void drain_done(struct http_shard *sh) {
   CURLMsg *msg;
   int pending;
-  while ((msg = curl_multi_info_read(eng->multi, &pending)) != NULL) {
+  while ((msg = curl_multi_info_read(sh->multi, &pending)) != NULL) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     CURL *easy = msg->easy_handle;
     CURLcode result = msg->data.result; /* msg is invalid after remove_handle */
     struct http_xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-    curl_multi_remove_handle(eng->multi, easy);
+    curl_multi_remove_handle(sh->multi, easy);
     if (x == NULL || !x->active)
       continue;
     if (result == CURLE_OK && x->status == 0) {
@@ -548,12 +815,8 @@ static void drain_done(struct http_engine *eng) {
 void http_xfer_cancel(struct http_xfer *x) {
   if (!x->active)
     return;
-  curl_multi_remove_handle(x->eng->multi, x->easy);
+  curl_multi_remove_handle(x->shard->multi, x->easy);
   xfer_finish(x, HTTP_ECANCELLED, CURLE_ABORTED_BY_CALLBACK);
-}
-
-static void xfer_closed(uv_handle_t *h) {
-  free(h->data);
 }
 
 void http_xfer_free(struct http_xfer *x) {
@@ -561,21 +824,35 @@ void http_xfer_free(struct http_xfer *x) {
     return;
   http_xfer_cancel(x);
   struct http_engine *eng = x->eng;
-  if (x->easy) {
-    if (!eng->closing && eng->npool < POOL_MAX) {
-      curl_easy_reset(x->easy);
-      eng->pool[eng->npool++] = x->easy;
-    } else {
-      curl_easy_cleanup(x->easy);
-    }
-    x->easy = NULL;
-  }
-  curl_slist_free_all(x->headers);
-  free(x->body);
-  free(x->resp.data);
+  uv_timer_stop(&x->timer);
   sse_free(&x->sse);
-  x->closing = 1;
-  uv_close((uv_handle_t *)&x->timer, xfer_closed);
+  if (x->hlen > 0)
+    memset(x->harena, 0, x->hlen); /* it held the API key */
+  if (eng->closing || eng->npool == POOL_MAX) {
+    xfer_destroy(x);
+    return;
+  }
+  /* Keep it for the next transfer, without buffers one big answer grew. */
+  if (x->resp.cap > KEEP_RESP_CAP) {
+    free(x->resp.data);
+    x->resp.data = NULL;
+    x->resp.cap = 0;
+  }
+  if (x->body_cap > KEEP_BODY_CAP) {
+    free(x->body);
+    x->body = NULL;
+    x->body_cap = 0;
+  }
+  if (x->hcap > KEEP_HEADER_CAP) {
+    free(x->harena);
+    x->harena = NULL;
+    x->hcap = 0;
+  }
+  if (x->ca_set) { /* back to the system's CA bundle: only a reset restores it */
+    curl_easy_reset(x->easy);
+    xfer_configure(x);
+  }
+  eng->pool[eng->npool++] = x;
 }
 
 const char *http_xfer_strerror(const struct http_xfer *x) {

@@ -1,7 +1,8 @@
 /* The HTTP engine: libcurl's multi-socket interface driven by the libuv loop.
- * One CURLM for the process (it owns the connection pool, so keep-alive and HTTP/2
- * multiplexing come for free), a uv_poll_t per socket, one loop-wide timer, and a pool
- * of easy handles. Transfers complete through a C callback; no Lua runs in here. */
+ * A few CURLM handles ("shards", each with its own connection pool, so keep-alive and
+ * HTTP/2 multiplexing come for free), a uv_poll_t per socket, a timer per shard and per
+ * transfer, and a pool of finished transfers for reuse. Transfers complete through a C
+ * callback; no Lua runs in here. */
 #ifndef ML_HTTP_ENGINE_H
 #define ML_HTTP_ENGINE_H
 
@@ -40,38 +41,37 @@ struct http_buf {
   size_t len, cap;
 };
 
-struct http_xfer {
-  struct http_engine *eng;
-  CURL *easy;
-  struct curl_slist *headers;
-  char *body; /* request body, owned */
-  size_t body_len;
-  size_t body_sent; /* how much of it libcurl has read for the current send */
-  int rewinds;      /* times libcurl tried to send the body again on its own */
+struct http_shard;
 
+/* A transfer. The engine keeps finished transfers (their easy handle, timer and buffers)
+ * for reuse, so a caller must treat one as gone after http_xfer_free. Everything before
+ * `eng` is per transfer: http_xfer_new zeroes it and sets the defaults. The caller sets
+ * the limits and callbacks and reads the response and outcome fields; the rest belongs
+ * to engine.c (`resp` too, which the caller only reads). */
+struct http_xfer {
   const char *ca_file; /* CA bundle to trust instead of the system's (not copied) */
 
   /* Limits (milliseconds; 0 = none). */
   long connect_ms, total_ms, idle_ms;
   size_t max_body;
 
-  /* Response */
-  long status;
-  int is_sse;
-  struct http_buf resp; /* the body when not a stream (or the error body of a stream) */
-  struct sse_parser sse;
-  char content_type[96];
-  char retry_after[64];
-  char retry_after_ms[32];
-  char request_id[96];
-  uint64_t bytes_in;
-
+  /* Callbacks */
   http_event_fn on_event;
   /* Every response header (libcurl context: C only). name/value are not NUL-terminated. */
   void (*on_header)(struct http_xfer *x, const char *name, size_t nlen, const char *value,
                     size_t vlen);
   http_done_fn on_done;
   void *ud;
+
+  /* Response */
+  long status;
+  int is_sse;
+  struct sse_parser sse;
+  char content_type[96];
+  char retry_after[64];
+  char retry_after_ms[32];
+  char request_id[96];
+  uint64_t bytes_in;
 
   /* Outcome */
   enum http_err err;
@@ -81,9 +81,26 @@ struct http_xfer {
   uint64_t t_start_ms, t_end_ms, t_last_byte_ms;
   int active;
   int reused_connection;
+  int rewinds; /* times libcurl tried to send the request again on its own (refused) */
 
-  uv_timer_t timer; /* the earliest of the total and idle deadlines */
-  int closing;
+  /* engine.c's own from here on; up to `eng`, zeroed by http_xfer_new */
+  int sends;                /* request sends libcurl started for this transfer */
+  int post;                 /* it has a request body (a resend would repeat it) */
+  struct http_shard *shard; /* the multi handle running it */
+
+  struct http_engine *eng;
+  CURL *easy;
+  int ca_set; /* the easy handle holds a CURLOPT_CAINFO */
+  struct curl_slist *headers; /* built over hnodes when the transfer starts */
+  struct curl_slist *hnodes;
+  int hnodes_cap;
+  char *harena; /* the request headers, NUL-separated */
+  size_t hlen, hcap;
+  int nheaders;
+  char *body; /* the request body (a copy, NUL-terminated) */
+  size_t body_len, body_cap;
+  struct http_buf resp; /* the body when not a stream (or the error body of a stream) */
+  uv_timer_t timer;     /* the earliest of the total and idle deadlines */
 };
 
 struct http_stats {

@@ -13,7 +13,7 @@
 /* Buffers that grew past this for one big line or event are released afterwards, so a
  * single large event does not pin megabytes in each of thousands of idle streams. */
 #define SSE_KEEP_CAP ((size_t)64 << 10)
-#define SSE_MIN_CAP ((size_t)64)
+#define SSE_MIN_CAP ((size_t)512) /* one allocation for a typical chunk of an LLM stream */
 
 static const unsigned char sse_bom[3] = {0xEF, 0xBB, 0xBF};
 
@@ -232,6 +232,15 @@ static int sse_hold(struct sse_parser *p, const char *s, size_t n) {
   return 0;
 }
 
+/* The index of the first CR or LF in buf[i..len), or len. memchr reads many bytes at a
+ * time; CR is rare (servers end lines with LF), so it is looked for only before the LF. */
+static size_t sse_line_end(const char *buf, size_t i, size_t len) {
+  const char *lf = memchr(buf + i, '\n', len - i);
+  size_t j = lf ? (size_t)(lf - buf) : len;
+  const char *cr = memchr(buf + i, '\r', j - i);
+  return cr ? (size_t)(cr - buf) : j;
+}
+
 /* Split a BOM-free chunk into lines. A line wholly inside the chunk is interpreted in
  * place; only a line that straddles chunks is copied, so each byte is scanned once. */
 static int sse_lines(struct sse_parser *p, const char *buf, size_t len) {
@@ -243,9 +252,7 @@ static int sse_lines(struct sse_parser *p, const char *buf, size_t len) {
     p->last_was_cr = 0;
   }
   while (i < len) {
-    size_t j = i;
-    while (j < len && buf[j] != '\n' && buf[j] != '\r')
-      j++;
+    size_t j = sse_line_end(buf, i, len);
     if (j == len)
       return sse_hold(p, buf + i, len - i);
 

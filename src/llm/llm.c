@@ -17,6 +17,7 @@
 #include "core/sched.h"
 #include "http/engine.h"
 #include "llm/anthropic.h"
+#include "llm/body.h"
 #include "llm/cache.h"
 #include "llm/gate.h"
 #include "llm/openai.h"
@@ -49,13 +50,14 @@ struct llm_req {
   int stream;
   int has_stream_fn;
   int want_json;
+  unsigned spec_present; /* bits of the spec keys the table holds (enum spec_key) */
   int done;
   uint64_t t0_ns, t1_ns;
-  struct llm_response res;
+  struct llm_response *res; /* malloc'd: dropped as soon as the script has the answer */
 
   /* Kept for retries: every attempt is a fresh transfer of the same bytes. */
   char *body_json;
-  char url[1024];
+  char *url;
   char role[64];
   long total_ms;
   int attempts;           /* sends so far */
@@ -89,11 +91,6 @@ struct retry_wait {
   struct llm_req *r;
 };
 
-static const char *const spec_keys[] = {
-    "model", "messages", "prompt", "system", "temperature", "max_tokens", "stop", "json",
-    "schema", "n", "stream", "timeout_ms", "cache", "tags", "extra", "seed", "top_p", "attempts",
-    NULL};
-
 static void budget_check(struct ml_rt *rt);
 static void flight_land(struct llm_state *st, struct llm_req *leader, const char *answer);
 static void flight_unfollow(struct llm_req *r);
@@ -126,8 +123,28 @@ static int req_gc(lua_State *L) {
   retry_wait_stop(r);
   free(r->body_json);
   r->body_json = NULL;
-  llm_response_free(&r->res);
+  free(r->url);
+  r->url = NULL;
+  if (r->res) {
+    llm_response_free(r->res);
+    free(r->res);
+    r->res = NULL;
+  }
   return 0;
+}
+
+/* The request is over, answered or failed for good: its transfer goes back to the
+ * engine's pool and its body is dropped now, not when the collector gets to the request
+ * object (thousands of finished requests would otherwise hold their easy handles). */
+static void req_release(struct llm_req *r) {
+  if (r->x) {
+    http_xfer_free(r->x);
+    r->x = NULL;
+  }
+  free(r->body_json);
+  r->body_json = NULL;
+  free(r->url);
+  r->url = NULL;
 }
 
 static void on_xfer_done(struct http_xfer *x) {
@@ -139,10 +156,10 @@ static void on_xfer_done(struct http_xfer *x) {
 
 static int on_xfer_event(struct http_xfer *x, const struct sse_event *ev) {
   struct llm_req *r = x->ud;
-  int rc = r->prov->kind == LLM_KIND_ANTHROPIC ? anthropic_stream_event(&r->res, ev)
-                                               : openai_stream_event(&r->res, ev);
+  int rc = r->prov->kind == LLM_KIND_ANTHROPIC ? anthropic_stream_event(r->res, ev)
+                                               : openai_stream_event(r->res, ev);
   if (rc < 0)
-    return 1; /* abort: the error is in r->res.error */
+    return 1; /* abort: the error is in r->res->error */
   if (rc > 0)
     sched_wake(r->task); /* a delta for the stream callback */
   return 0;
@@ -233,6 +250,7 @@ static int raise_error(lua_State *L, struct llm_req *r, enum err_kind kind, long
   struct llm_stats *st = &r->rt->llm->stats;
   st->errors++;
   st->errors_by_kind[kind]++;
+  req_release(r);
   return lua_error(L);
 }
 
@@ -244,18 +262,18 @@ static int raise_error(lua_State *L, struct llm_req *r, enum err_kind kind, long
 static char *answer_json(const struct llm_req *r) {
   cJSON *o = cJSON_CreateObject();
   cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-  for (int i = 0; i < r->res.nchoices; i++) {
+  for (int i = 0; i < r->res->nchoices; i++) {
     cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "text", r->res.choices[i].text.data ? r->res.choices[i].text.data : "");
-    cJSON_AddStringToObject(c, "finish_reason", r->res.choices[i].finish_reason);
+    cJSON_AddStringToObject(c, "text", r->res->choices[i].text.data ? r->res->choices[i].text.data : "");
+    cJSON_AddStringToObject(c, "finish_reason", r->res->choices[i].finish_reason);
     cJSON_AddItemToArray(choices, c);
   }
-  if (r->res.has_usage) {
+  if (r->res->has_usage) {
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
-    cJSON_AddNumberToObject(u, "input", (double)r->res.input_tokens);
-    cJSON_AddNumberToObject(u, "output", (double)r->res.output_tokens);
+    cJSON_AddNumberToObject(u, "input", (double)r->res->input_tokens);
+    cJSON_AddNumberToObject(u, "output", (double)r->res->output_tokens);
   }
-  cJSON_AddStringToObject(o, "model", r->res.model[0] ? r->res.model : r->model);
+  cJSON_AddStringToObject(o, "model", r->res->model[0] ? r->res->model : r->model);
   char *s = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   return s;
@@ -268,32 +286,32 @@ static int answer_load(struct llm_req *r, const char *json) {
     cJSON_Delete(o);
     return -1;
   }
-  llm_response_free(&r->res);
-  llm_response_init(&r->res, r->n, 0);
+  llm_response_free(r->res);
+  llm_response_init(r->res, r->n, 0);
   int i = 0;
   const cJSON *c;
   cJSON_ArrayForEach(c, choices) {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "text");
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "finish_reason");
-    if (!cJSON_IsString(t) || llm_response_append(&r->res, i, t->valuestring, strlen(t->valuestring)) != 0) {
+    if (!cJSON_IsString(t) || llm_response_append(r->res, i, t->valuestring, strlen(t->valuestring)) != 0) {
       cJSON_Delete(o);
       return -1;
     }
     if (cJSON_IsString(f))
-      snprintf(r->res.choices[i].finish_reason, sizeof r->res.choices[i].finish_reason, "%s", f->valuestring);
+      snprintf(r->res->choices[i].finish_reason, sizeof r->res->choices[i].finish_reason, "%s", f->valuestring);
     i++;
   }
   const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
   const cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input");
   const cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output");
   if (cJSON_IsNumber(in) && cJSON_IsNumber(out)) {
-    r->res.input_tokens = (long)in->valuedouble;
-    r->res.output_tokens = (long)out->valuedouble;
-    r->res.has_usage = 1;
+    r->res->input_tokens = (long)in->valuedouble;
+    r->res->output_tokens = (long)out->valuedouble;
+    r->res->has_usage = 1;
   }
   const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
   if (cJSON_IsString(m))
-    snprintf(r->res.model, sizeof r->res.model, "%s", m->valuestring);
+    snprintf(r->res->model, sizeof r->res->model, "%s", m->valuestring);
   cJSON_Delete(o);
   r->cached = 1;
   return 0;
@@ -405,140 +423,28 @@ static void probe_slots(struct ml_rt *rt, const struct llm_provider *p, struct g
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Building the request */
+/* Building the request (the body itself: body.c) */
 
-static int add_number(lua_State *L, cJSON *body, const char *key, int integer) {
-  lua_getfield(L, SPEC, key);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
+/* Push spec[name], or nil without a lookup when the table does not hold the key. */
+static int spec_field(lua_State *L, const struct llm_req *r, enum spec_key k, const char *name) {
+  if (!(r->spec_present & (1u << k))) {
+    lua_pushnil(L);
+    return LUA_TNIL;
   }
-  if (!lua_isnumber(L, -1))
-    return luaL_error(L, "llm.chat: '%s' must be a number, got %s", key, luaL_typename(L, -1));
-  if (integer)
-    cJSON_AddNumberToObject(body, key, (double)lua_tointeger(L, -1));
-  else
-    cJSON_AddNumberToObject(body, key, lua_tonumber(L, -1));
-  lua_pop(L, 1);
-  return 0;
+  return lua_getfield(L, SPEC, name);
 }
 
-/* Convert spec[key] to JSON and attach it as body[as]; raise on unconvertible values. */
-static cJSON *lua_field_json(lua_State *L, cJSON *body, const char *key) {
-  char err[256];
-  cJSON *v = ml_json_from_lua(L, -1, err, sizeof err);
-  if (v == NULL) {
-    cJSON_Delete(body);
-    luaL_error(L, "llm.chat: '%s' cannot be sent as JSON: %s", key, err);
-  }
-  return v;
-}
-
-static cJSON *build_body(lua_State *L, struct llm_req *r) {
-  cJSON *body = cJSON_CreateObject();
-  if (body == NULL)
-    luaL_error(L, "out of memory");
-  cJSON_AddStringToObject(body, "model", r->model);
-
-  cJSON *messages;
-  lua_getfield(L, SPEC, "messages");
-  if (lua_istable(L, -1)) {
-    messages = lua_field_json(L, body, "messages");
-    if (!cJSON_IsArray(messages)) {
-      cJSON_Delete(messages);
-      cJSON_Delete(body);
-      luaL_error(L, "llm.chat: 'messages' must be a list of {role=, content=} tables");
-    }
-  } else if (!lua_isnil(L, -1)) {
-    cJSON_Delete(body);
-    luaL_error(L, "llm.chat: 'messages' must be a list, got %s", luaL_typename(L, -1));
-    return NULL;
-  } else {
-    lua_getfield(L, SPEC, "prompt");
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      cJSON_Delete(body);
-      luaL_error(L, "llm.chat needs messages = {...} or prompt = \"...\"");
-    }
-    messages = cJSON_CreateArray();
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "user");
-    cJSON_AddStringToObject(m, "content", lua_tostring(L, -1));
-    cJSON_AddItemToArray(messages, m);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, SPEC, "system");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "system");
-    cJSON_AddStringToObject(m, "content", lua_tostring(L, -1));
-    cJSON_InsertItemInArray(messages, 0, m);
-  } else if (!lua_isnil(L, -1)) {
-    cJSON_Delete(messages);
-    cJSON_Delete(body);
-    luaL_error(L, "llm.chat: 'system' must be a string");
-  }
-  lua_pop(L, 1);
-  cJSON_AddItemToObject(body, "messages", messages);
-
-  add_number(L, body, "temperature", 0);
-  add_number(L, body, "top_p", 0);
-  add_number(L, body, "max_tokens", 1);
-  add_number(L, body, "seed", 1);
-  if (r->n > 1)
-    cJSON_AddNumberToObject(body, "n", r->n);
-
-  lua_getfield(L, SPEC, "stop");
-  if (lua_type(L, -1) == LUA_TSTRING || lua_istable(L, -1))
-    cJSON_AddItemToObject(body, "stop", lua_field_json(L, body, "stop"));
-  lua_pop(L, 1);
-
-  lua_getfield(L, SPEC, "schema");
-  if (lua_istable(L, -1)) {
-    cJSON *schema = lua_field_json(L, body, "schema");
-    cJSON *rf = cJSON_AddObjectToObject(body, "response_format");
-    cJSON_AddStringToObject(rf, "type", "json_schema");
-    cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
-    cJSON_AddStringToObject(js, "name", "output");
-    cJSON_AddItemToObject(js, "schema", schema);
-    r->want_json = 1;
-  } else if (r->want_json) {
-    cJSON *rf = cJSON_AddObjectToObject(body, "response_format");
-    cJSON_AddStringToObject(rf, "type", "json_object");
-  }
-  lua_pop(L, 1);
-
-  if (r->stream) {
-    cJSON_AddBoolToObject(body, "stream", 1);
-    if (r->prov->stream_usage) {
-      cJSON *so = cJSON_AddObjectToObject(body, "stream_options");
-      cJSON_AddBoolToObject(so, "include_usage", 1);
-    }
-  }
-
-  /* extra = { ... }: provider-specific fields passed through as they are. */
-  lua_getfield(L, SPEC, "extra");
-  if (lua_istable(L, -1)) {
-    cJSON *extra = lua_field_json(L, body, "extra");
-    cJSON *item = extra ? extra->child : NULL;
-    while (item) {
-      cJSON *next = item->next;
-      cJSON_DetachItemViaPointer(extra, item);
-      cJSON_DeleteItemFromObjectCaseSensitive(body, item->string);
-      cJSON_AddItemToObject(body, item->string, item);
-      item = next;
-    }
-    cJSON_Delete(extra);
-  }
-  lua_pop(L, 1);
-  return body;
+static struct body_opts body_opts_of(const struct llm_req *r) {
+  struct body_opts o = {r->model, r->n, r->stream, r->prov->stream_usage, r->want_json,
+                        r->spec_present};
+  return o;
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Results */
 
 static void push_choice(lua_State *L, struct llm_req *r, int i) {
-  struct llm_choice *c = &r->res.choices[i];
+  struct llm_choice *c = &r->res->choices[i];
   lua_createtable(L, 0, 10);
   lua_pushlstring(L, c->text.data ? c->text.data : "", c->text.len);
   lua_pushvalue(L, -1);
@@ -559,21 +465,21 @@ static void push_choice(lua_State *L, struct llm_req *r, int i) {
 static void push_request_fields(lua_State *L, struct llm_req *r) {
   struct llm_stats *st = &r->rt->llm->stats;
   lua_createtable(L, 0, 2);
-  if (r->res.has_usage) {
-    lua_pushinteger(L, r->res.input_tokens);
+  if (r->res->has_usage) {
+    lua_pushinteger(L, r->res->input_tokens);
     lua_setfield(L, -2, "input");
-    lua_pushinteger(L, r->res.output_tokens);
+    lua_pushinteger(L, r->res->output_tokens);
     lua_setfield(L, -2, "output");
   }
   lua_setfield(L, -2, "usage");
   /* A cached or merged answer keeps its usage and cost but spends nothing now. */
   if (!r->cached) {
-    st->input_tokens += (uint64_t)r->res.input_tokens;
-    st->output_tokens += (uint64_t)r->res.output_tokens;
+    st->input_tokens += (uint64_t)r->res->input_tokens;
+    st->output_tokens += (uint64_t)r->res->output_tokens;
   }
-  if (r->alias && r->alias->has_price && r->res.has_usage) {
-    double cost = (double)r->res.input_tokens * r->alias->price_in / 1e6 +
-                  (double)r->res.output_tokens * r->alias->price_out / 1e6;
+  if (r->alias && r->alias->has_price && r->res->has_usage) {
+    double cost = (double)r->res->input_tokens * r->alias->price_in / 1e6 +
+                  (double)r->res->output_tokens * r->alias->price_out / 1e6;
     lua_pushnumber(L, cost);
     lua_setfield(L, -2, "cost_usd");
     if (!r->cached) {
@@ -594,7 +500,7 @@ static void push_request_fields(lua_State *L, struct llm_req *r) {
   lua_setfield(L, -2, "latency_ms");
   lua_pushboolean(L, r->cached);
   lua_setfield(L, -2, "cached");
-  lua_pushstring(L, r->res.model[0] ? r->res.model : r->model);
+  lua_pushstring(L, r->res->model[0] ? r->res->model : r->model);
   lua_setfield(L, -2, "model");
   lua_pushstring(L, r->prov->name);
   lua_setfield(L, -2, "provider");
@@ -606,7 +512,7 @@ static void push_request_fields(lua_State *L, struct llm_req *r) {
 
 /* For json = true: decode the text (strictly, then by extraction) into result.json. */
 static void attach_json(lua_State *L, struct llm_req *r, int i) {
-  struct llm_choice *c = &r->res.choices[i];
+  struct llm_choice *c = &r->res->choices[i];
   const char *text = c->text.data ? c->text.data : "";
   char err[256];
   size_t s, e;
@@ -629,7 +535,7 @@ static void attach_json(lua_State *L, struct llm_req *r, int i) {
 
 static int push_results(lua_State *L, struct llm_req *r) {
   struct llm_stats *st = &r->rt->llm->stats;
-  if (r->res.nchoices == 0)
+  if (r->res->nchoices == 0)
     return raise_error(L, r, EK_PARSE, 0, 1, "the response holds no choices");
   st->ok++;
   if (r->n <= 1) {
@@ -639,9 +545,9 @@ static int push_results(lua_State *L, struct llm_req *r) {
       attach_json(L, r, 0);
     return 1;
   }
-  lua_createtable(L, r->res.nchoices, 8);
+  lua_createtable(L, r->res->nchoices, 8);
   push_request_fields(L, r);
-  for (int i = 0; i < r->res.nchoices; i++) {
+  for (int i = 0; i < r->res->nchoices; i++) {
     push_choice(L, r, i);
     if (r->want_json)
       attach_json(L, r, i);
@@ -665,8 +571,8 @@ static const char *stream_end_name(const struct llm_req *r) {
 
 static int parse_body(struct llm_req *r, struct http_xfer *x) {
   const char *body = x->resp.data ? x->resp.data : "";
-  return r->prov->kind == LLM_KIND_ANTHROPIC ? anthropic_parse_body(&r->res, body, x->resp.len)
-                                             : openai_parse_body(&r->res, body, x->resp.len);
+  return r->prov->kind == LLM_KIND_ANTHROPIC ? anthropic_parse_body(r->res, body, x->resp.len)
+                                             : openai_parse_body(r->res, body, x->resp.len);
 }
 
 static int classify(struct llm_req *r, struct failure *f) {
@@ -680,11 +586,11 @@ static int classify(struct llm_req *r, struct failure *f) {
     f->retryable = 0;
     snprintf(f->detail, sizeof f->detail, "cancelled");
   } else if (x->err == HTTP_EABORTED) { /* the stream sent an error or a malformed event */
-    f->kind = r->res.error_type[0] ? EK_HTTP : EK_PARSE;
-    if (strstr(r->res.error_type, "overloaded") || strstr(r->res.error_type, "rate_limit"))
+    f->kind = r->res->error_type[0] ? EK_HTTP : EK_PARSE;
+    if (strstr(r->res->error_type, "overloaded") || strstr(r->res->error_type, "rate_limit"))
       f->status = 529; /* the server pushed back mid-stream: throttled, worth a retry */
     snprintf(f->detail, sizeof f->detail, "%s",
-             r->res.error[0] ? r->res.error : http_xfer_strerror(x));
+             r->res->error[0] ? r->res->error : http_xfer_strerror(x));
   } else if (x->err == HTTP_ETIMEOUT || x->err == HTTP_EIDLE || x->err == HTTP_ECONNECT_TIMEOUT) {
     f->kind = EK_TIMEOUT;
     f->status = 0;
@@ -693,7 +599,7 @@ static int classify(struct llm_req *r, struct failure *f) {
     f->kind = EK_TRANSPORT;
     f->hint_ms = 0; /* the server never saw it: send again at once */
     snprintf(f->detail, sizeof f->detail, "%s", http_xfer_strerror(x));
-  } else if (x->err != HTTP_OK && r->stream && x->is_sse && !r->res.stream_done) {
+  } else if (x->err != HTTP_OK && r->stream && x->is_sse && !r->res->stream_done) {
     f->kind = EK_TRANSPORT;
     snprintf(f->detail, sizeof f->detail, "the stream ended before %s (%s)", stream_end_name(r),
              http_xfer_strerror(x));
@@ -716,14 +622,14 @@ static int classify(struct llm_req *r, struct failure *f) {
                (double)f->hint_ms / 1000);
     else
       snprintf(f->detail, sizeof f->detail, "%s", detail);
-  } else if (r->stream && x->is_sse && !r->res.stream_done) {
+  } else if (r->stream && x->is_sse && !r->res->stream_done) {
     f->kind = EK_TRANSPORT;
     snprintf(f->detail, sizeof f->detail, "the stream ended before %s: the response was cut short",
              stream_end_name(r));
   } else if ((!r->stream || !x->is_sse) && parse_body(r, x) != 0) {
     /* (asked for a stream and got a plain body: some servers ignore stream=true) */
     f->kind = EK_PARSE;
-    snprintf(f->detail, sizeof f->detail, "%s", r->res.error);
+    snprintf(f->detail, sizeof f->detail, "%s", r->res->error);
   } else {
     return 0;
   }
@@ -757,7 +663,7 @@ static int finish_http(lua_State *L, struct llm_req *r) {
   if (classify(r, &f) == 0) {
     if (r->gate)
       gate_leave(r->gate, &r->gw,
-                 r->res.has_usage ? (double)(r->res.input_tokens + r->res.output_tokens) : -1,
+                 r->res->has_usage ? (double)(r->res->input_tokens + r->res->output_tokens) : -1,
                  LIMITER_OK);
     if (r->cache_key[0]) {
       char *answer = answer_json(r);
@@ -769,7 +675,12 @@ static int finish_http(lua_State *L, struct llm_req *r) {
         free(answer);
       }
     }
-    return push_results(L, r);
+    req_release(r);
+    int n = push_results(L, r);
+    llm_response_free(r->res); /* the script has its own copies now */
+    free(r->res);
+    r->res = NULL;
+    return n;
   }
   if (r->gate)
     gate_leave(r->gate, &r->gw, -1, outcome_of(&f));
@@ -781,6 +692,8 @@ static int finish_http(lua_State *L, struct llm_req *r) {
     long delay = retry_next_delay(&r->policy, r->attempts, f.hint_ms, elapsed, &r->rng);
     if (delay >= 0) {
       st->stats.retries++;
+      http_xfer_free(r->x); /* the next attempt takes a fresh one */
+      r->x = NULL;
       rt_log(r->rt, ML_LOG_DEBUG, "llm.chat %s/%s [request #%llu]: attempt %d failed (%s); "
                                   "retrying in %ld ms",
              r->prov->name, r->model, (unsigned long long)r->id, r->attempts, f.detail, delay);
@@ -805,16 +718,15 @@ static int chat_k(lua_State *L, int status, lua_KContext ctx) {
   struct llm_req *r = (struct llm_req *)ctx;
   (void)status;
   sched_check_cancel(L, r->task);
-  while (r->res.delta_head < r->res.ndeltas) {
-    struct llm_delta d = r->res.deltas[r->res.delta_head++];
+  while (r->res->delta_head < r->res->ndeltas) {
+    struct llm_delta d = r->res->deltas[r->res->delta_head++];
     lua_getfield(L, SPEC, "stream");
     lua_pushlstring(L, d.text, d.len);
     lua_pushinteger(L, d.index + 1);
-    free(d.text);
     r->deltas_delivered = 1;
     lua_callk(L, 2, 0, ctx, chat_k);
   }
-  llm_response_compact_deltas(&r->res);
+  llm_response_compact_deltas(r->res);
   if (!r->done)
     return sched_wait(L, r->task, "llm.chat", req_cleanup, r, ctx, chat_k);
   return finish_http(L, r);
@@ -832,13 +744,13 @@ static int sim_k(lua_State *L, int status, lua_KContext ctx) {
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, -1, i + 1);
     struct llm_choice *c;
-    struct llm_choice *grown = realloc(r->res.choices, (size_t)(i + 1) * sizeof *c);
+    struct llm_choice *grown = realloc(r->res->choices, (size_t)(i + 1) * sizeof *c);
     if (grown == NULL)
       return luaL_error(L, "out of memory");
-    r->res.choices = grown;
+    r->res->choices = grown;
     c = &grown[i];
     memset(c, 0, sizeof *c);
-    r->res.nchoices = i + 1;
+    r->res->nchoices = i + 1;
     lua_getfield(L, -1, "text");
     size_t len = 0;
     const char *s = lua_tolstring(L, -1, &len);
@@ -857,9 +769,9 @@ static int sim_k(lua_State *L, int status, lua_KContext ctx) {
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "input");
       lua_getfield(L, -2, "output");
-      r->res.input_tokens += (long)lua_tointeger(L, -2);
-      r->res.output_tokens += (long)lua_tointeger(L, -1);
-      r->res.has_usage = 1;
+      r->res->input_tokens += (long)lua_tointeger(L, -2);
+      r->res->output_tokens += (long)lua_tointeger(L, -1);
+      r->res->has_usage = 1;
       lua_pop(L, 2);
     }
     lua_pop(L, 2);
@@ -918,8 +830,8 @@ static int send_attempt(lua_State *L, struct llm_req *r) {
     http_xfer_free(r->x);
     r->x = NULL;
   }
-  llm_response_free(&r->res);
-  llm_response_init(&r->res, r->n, r->has_stream_fn);
+  llm_response_free(r->res);
+  llm_response_init(r->res, r->n, r->has_stream_fn);
   r->done = 0;
   struct http_xfer *x = http_xfer_new(r->rt->http, r->url, r->body_json, strlen(r->body_json));
   if (x == NULL)
@@ -1019,18 +931,27 @@ static int l_chat(lua_State *L) {
   struct llm_state *st = rt->llm;
   luaL_checktype(L, SPEC, LUA_TTABLE);
   lua_settop(L, SPEC);
+  unsigned present = 0;
   lua_pushnil(L);
   while (lua_next(L, SPEC)) {
     lua_pop(L, 1);
-    int known = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; spec_keys[i]; i++)
-        known |= strcmp(spec_keys[i], lua_tostring(L, -1)) == 0;
-    if (!known)
+    int k = -1;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      size_t klen;
+      const char *key = lua_tolstring(L, -1, &klen);
+      k = spec_key_id(key, klen);
+    }
+    if (k < 0)
       return luaL_error(L, "llm.chat: unknown option '%s' (options: model, messages, prompt, "
                            "system, temperature, max_tokens, stop, json, schema, n, stream, "
                            "timeout_ms, attempts, seed, top_p, extra, tags, cache)",
                         luaL_tolstring(L, -1, NULL));
+    present |= 1u << k;
+  }
+  /* A metatable may answer for keys the table does not hold: look every one up then. */
+  if (lua_getmetatable(L, SPEC)) {
+    lua_pop(L, 1);
+    present = SPEC_ALL_KEYS;
   }
   struct ml_task *me = sched_check_waitable(L, "llm.chat");
 
@@ -1041,8 +962,9 @@ static int l_chat(lua_State *L) {
   r->task = me;
   r->id = ++st->next_request_id;
   r->t0_ns = uv_hrtime();
+  r->spec_present = present;
 
-  lua_getfield(L, SPEC, "model");
+  spec_field(L, r, SK_MODEL, "model");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
     return luaL_error(L, "llm.chat: 'model' must be a string (a role alias like \"strong\", "
                          "\"provider/model\" or a model id)");
@@ -1054,71 +976,90 @@ static int l_chat(lua_State *L) {
   snprintf(r->model, sizeof r->model, "%s", model);
   lua_pop(L, 1);
 
-  lua_getfield(L, SPEC, "n");
+  spec_field(L, r, SK_N, "n");
   r->n = lua_isnil(L, -1) ? 1 : (int)luaL_checkinteger(L, -1);
   lua_pop(L, 1);
   if (r->n < 1 || r->n > 128)
     return luaL_error(L, "llm.chat: n must be between 1 and 128 (got %d)", r->n);
-  lua_getfield(L, SPEC, "stream");
+  spec_field(L, r, SK_STREAM, "stream");
   r->stream = lua_toboolean(L, -1);
   r->has_stream_fn = lua_isfunction(L, -1);
   lua_pop(L, 1);
-  lua_getfield(L, SPEC, "json");
+  spec_field(L, r, SK_JSON, "json");
   r->want_json = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  llm_response_init(&r->res, r->n, r->has_stream_fn);
+  r->res = malloc(sizeof *r->res);
+  if (r->res == NULL)
+    return luaL_error(L, "out of memory");
+  llm_response_init(r->res, r->n, r->has_stream_fn);
   if (st->budget_reached)
     return raise_error(L, r, EK_BUDGET, 0, 0, "the run's budget is used up: no new requests");
   st->stats.requests++;
 
-  cJSON *body = build_body(L, r);
-  if (r->prov->kind == LLM_KIND_SIM)
-    return start_sim(L, r, body);
-  if (r->prov->kind == LLM_KIND_ANTHROPIC) {
-    char why[256];
-    cJSON *messages_body = anthropic_body(body, why, sizeof why);
-    cJSON_Delete(body);
-    if (messages_body == NULL)
-      return luaL_error(L, "llm.chat: %s (provider '%s', the Messages API)", why, r->prov->name);
-    body = messages_body;
-  }
   /* The cache and single flight: key = provider + canonical body + sample index. */
-  lua_getfield(L, SPEC, "cache");
+  spec_field(L, r, SK_CACHE, "cache");
   int want_cache = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (want_cache && !r->stream && st->cache_mode != CACHE_OFF) {
-    int sample = 0;
-    lua_getfield(L, SPEC, "tags");
-    if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, "sample");
-      sample = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    char why[256];
-    if (cache_key(body, sample < 0 ? 0 : sample, r->prov->name, r->cache_key, why, sizeof why) != 0)
-      r->cache_key[0] = '\0';
-  }
-  if (r->cache_key[0]) {
-    char *hit = NULL;
-    struct llm_cache *c = cache_of(rt);
-    if (c && cache_get(c, r->cache_key, &hit) == 1 && answer_load(r, hit) == 0) {
-      free(hit);
+  int keyed = want_cache && !r->stream && st->cache_mode != CACHE_OFF;
+  struct body_opts bo = body_opts_of(r);
+  /* The usual request goes straight to text; the rest (and the cache key) needs a tree. */
+  if (r->prov->kind == LLM_KIND_OPENAI && !keyed)
+    r->body_json = body_text(L, SPEC, &bo);
+  if (r->body_json == NULL) {
+    cJSON *body = body_tree(L, SPEC, &bo, &r->want_json);
+    if (r->prov->kind == LLM_KIND_SIM)
+      return start_sim(L, r, body);
+    if (r->prov->kind == LLM_KIND_ANTHROPIC) {
+      char why[256];
+      cJSON *messages_body = anthropic_body(body, why, sizeof why);
       cJSON_Delete(body);
-      st->stats.cache_hits++;
-      r->t1_ns = uv_hrtime();
-      return push_results(L, r);
+      if (messages_body == NULL)
+        return luaL_error(L, "llm.chat: %s (provider '%s', the Messages API)", why,
+                          r->prov->name);
+      body = messages_body;
     }
-    free(hit);
+    if (keyed) {
+      int sample = 0;
+      spec_field(L, r, SK_TAGS, "tags");
+      if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "sample");
+        sample = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+      char why[256];
+      if (cache_key(body, sample < 0 ? 0 : sample, r->prov->name, r->cache_key, why,
+                    sizeof why) != 0)
+        r->cache_key[0] = '\0';
+    }
+    if (r->cache_key[0]) {
+      char *hit = NULL;
+      struct llm_cache *c = cache_of(rt);
+      if (c && cache_get(c, r->cache_key, &hit) == 1 && answer_load(r, hit) == 0) {
+        free(hit);
+        cJSON_Delete(body);
+        st->stats.cache_hits++;
+        r->t1_ns = uv_hrtime();
+        return push_results(L, r);
+      }
+      free(hit);
+    }
+    r->body_json = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (r->body_json == NULL)
+      return luaL_error(L, "out of memory");
   }
-  r->body_json = cJSON_PrintUnformatted(body);
-  cJSON_Delete(body);
-  if (r->body_json == NULL)
-    return luaL_error(L, "out of memory");
-  snprintf(r->url, sizeof r->url, "%s/%s", r->prov->base_url,
-           r->prov->kind == LLM_KIND_ANTHROPIC ? "messages" : "chat/completions");
+  {
+    const char *path = r->prov->kind == LLM_KIND_ANTHROPIC ? "/messages" : "/chat/completions";
+    size_t blen = strlen(r->prov->base_url), plen = strlen(path);
+    r->url = malloc(blen + plen + 1);
+    if (r->url == NULL)
+      return luaL_error(L, "out of memory");
+    memcpy(r->url, r->prov->base_url, blen);
+    memcpy(r->url + blen, path, plen + 1);
+  }
   r->total_ms = r->prov->timeout_ms;
-  lua_getfield(L, SPEC, "timeout_ms");
+  spec_field(L, r, SK_TIMEOUT_MS, "timeout_ms");
   if (!lua_isnil(L, -1)) {
     lua_Integer ms = luaL_checkinteger(L, -1);
     if (ms <= 0)
@@ -1128,7 +1069,7 @@ static int l_chat(lua_State *L) {
   lua_pop(L, 1);
   /* tags.role travels as a header: servers ignore it, proxies can log it, and the mock
    * server's simulator uses it to know which role it plays. */
-  lua_getfield(L, SPEC, "tags");
+  spec_field(L, r, SK_TAGS, "tags");
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "role");
     size_t len = 0;
@@ -1148,7 +1089,7 @@ static int l_chat(lua_State *L) {
   }
   retry_policy_default(&r->policy);
   r->policy.max_attempts = r->prov->max_attempts;
-  lua_getfield(L, SPEC, "attempts"); /* a per-call cap, e.g. 1 for a quick probe */
+  spec_field(L, r, SK_ATTEMPTS, "attempts"); /* a per-call cap, e.g. 1 for a quick probe */
   if (!lua_isnil(L, -1)) {
     lua_Integer a = luaL_checkinteger(L, -1);
     if (a < 1 || a > 100)
@@ -1169,7 +1110,7 @@ static int l_chat(lua_State *L) {
     probe_slots(rt, r->prov, r->gate);
   /* What the request may cost in tokens: the prompt (about 4 bytes a token) and the answer
    * (max_tokens, or a guess), for each choice. Corrected from the usage afterwards. */
-  lua_getfield(L, SPEC, "max_tokens");
+  spec_field(L, r, SK_MAX_TOKENS, "max_tokens");
   double out_tokens = lua_isinteger(L, -1) ? (double)lua_tointeger(L, -1) : 256;
   lua_pop(L, 1);
   r->est_tokens = (double)strlen(r->body_json) / 4 + out_tokens * r->n;
@@ -1324,8 +1265,9 @@ static int l_resolve(lua_State *L) {
 }
 
 int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg) {
+  int llm_limits_lua(lua_State *); /* src/llm/limits_api.c */
   static const luaL_Reg funcs[] = {{"chat", l_chat}, {"stats", l_stats}, {"resolve", l_resolve},
-                                   {"budget", l_budget}, {NULL, NULL}};
+                                   {"budget", l_budget}, {"limits", llm_limits_lua}, {NULL, NULL}};
   rt->llm = calloc(1, sizeof *rt->llm);
   if (rt->llm == NULL)
     return -1;

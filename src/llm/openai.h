@@ -18,7 +18,8 @@ struct llm_choice {
   char finish_reason[32];
 };
 
-/* A queued stream delta, for the script's stream callback. */
+/* A queued stream delta, for the script's stream callback. The text belongs to the
+ * response (valid until the deltas are compacted away or the response is freed). */
 struct llm_delta {
   int index;
   char *text;
@@ -38,6 +39,8 @@ struct llm_response {
   int want_deltas;
   struct llm_delta *deltas;
   int ndeltas, cap_deltas, delta_head;
+  struct delta_block *delta_blocks; /* where the deltas' texts live */
+  struct chunk_memo *chunk_memo; /* openai.c's: the parse of the start its chunks repeat */
 };
 
 void llm_response_init(struct llm_response *r, int nchoices_hint, int want_deltas);
@@ -68,6 +71,12 @@ int openai_parse_body(struct llm_response *r, const char *body, size_t len);
  * queued (the waiting task should be woken), -1 on a malformed event or an error event
  * (r->error set). */
 int openai_stream_event(struct llm_response *r, const struct sse_event *ev);
+
+/* The same two, always through a cJSON tree. The functions above read well-formed input
+ * straight from the text and fall back to these for anything unusual; they are exported
+ * so that tests can hold the two paths side by side. */
+int openai_parse_body_cjson(struct llm_response *r, const char *body, size_t len);
+int openai_stream_event_cjson(struct llm_response *r, const struct sse_event *ev);
 
 /* Extract the human-readable message of an error body ({"error":{"message":...}}); falls
  * back to a short excerpt of the raw body. */

@@ -156,6 +156,10 @@ static size_t utf8_check(const char *s, size_t len) {
   return len;
 }
 
+size_t ml_json_utf8_check(const char *s, size_t len) {
+  return utf8_check(s, len);
+}
+
 /* Up to 24 bytes of s from `at`, made safe to quote in a message: escapes for quotes,
  * control bytes and invalid UTF-8, "..." when cut short. */
 static void excerpt(const char *s, size_t len, size_t at, char *out, size_t cap) {

@@ -72,6 +72,9 @@ int ml_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t er
 cJSON *ml_json_extract(const char *text, size_t len, size_t *start, size_t *end,
                        char *err, size_t errlen);
 
+/* Offset of the first byte of s that is not valid UTF-8 (by the rules above), or len. */
+size_t ml_json_utf8_check(const char *s, size_t len);
+
 /* Push the `json.null` sentinel / test whether the value at idx is it. */
 void ml_json_push_null(lua_State *L);
 int ml_json_is_null(lua_State *L, int idx);

@@ -78,7 +78,7 @@ export XDG_CONFIG_HOME=$WORK/xdg OPENAI_API_KEY=bench-ratelimit
 log "moonloop: $N requests through task.map (limit $LIMIT) ..."
 t0=$(date +%s%N)
 rc=0
-(cd "$WORK" && exec timeout -k 5 600 "$BIN" run --quiet --config "$WORK/config.lua" \
+(cd "$WORK" && exec timeout -k 5 600 "$BIN" run --trusted --quiet --config "$WORK/config.lua" \
   "$HERE/ratelimit.lua" "$N" "$LIMIT") >"$WORK/client.stdout" 2>"$WORK/client.stderr" &
 CLIENT_PID=$!
 wait "$CLIENT_PID" || rc=$?

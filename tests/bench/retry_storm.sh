@@ -11,4 +11,4 @@ pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 echo "== retry storm: 2000 requests, 500 in flight, 30% of answers are 503"
 OPENAI_BASE_URL="http://127.0.0.1:$(cat "$work/port")/v1" OPENAI_API_KEY=bench \
-  "$bin" run "$here/retry_storm.lua" 2000 500
+  "$bin" run --trusted "$here/retry_storm.lua" 2000 500
