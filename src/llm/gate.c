@@ -168,6 +168,11 @@ void gate_set_slots(struct gate *g, int slots) {
   limiter_set_slots(&g->lim, slots);
 }
 
+void gate_reconfigure(struct gate *g, const struct limiter_config *cfg) {
+  limiter_reconfigure(&g->lim, cfg, now_ms(g->set));
+  pump(g); /* a wider cap or budget may admit waiters now */
+}
+
 void gate_learn(struct gate *g, const char *name, const char *value) {
   limiter_learn(&g->lim, name, value, now_ms(g->set));
 }

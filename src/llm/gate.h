@@ -48,6 +48,8 @@ void gate_learn(struct gate *g, const char *name, const char *value);
 void gate_hold(struct gate *g);
 void gate_unhold(struct gate *g);
 void gate_set_slots(struct gate *g, int slots);
+/* New configured limits (cap, rpm, tpm) for a gate in use; waiters are admitted if they can. */
+void gate_reconfigure(struct gate *g, const struct limiter_config *cfg);
 /* 1 the first time it is called for a gate, then 0 (for one-time set-up such as a probe). */
 int gate_first_use(struct gate *g);
 

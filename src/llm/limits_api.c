@@ -2,11 +2,10 @@
  * the runtime runs (the REPL's :limits).
  *
  * A provider's limits are copied into a gate (limiter) the first time each of its models is
- * used. A change here always applies to the provider's configuration, so models used from now
- * on get it. Of the gates that exist already, only the in-flight cap can be changed through
- * what gate.h offers (gate_set_slots, which the limiter honours when the config had set no
- * cap); their per-minute budgets stay as they were created. The result says, per gate, what
- * is in force, so nothing is claimed that did not happen. */
+ * used. A change applies to the provider's configuration, so models used from now on get it,
+ * and to every gate of the provider that exists already (gate_reconfigure): the cap and the
+ * per-minute budgets change at once; limits learned from headers still lower them. The
+ * result says, per gate, what is in force. */
 #include <math.h>
 #include <string.h>
 
@@ -112,13 +111,20 @@ int llm_limits_lua(lua_State *L) {
     p->rpm = (long)rpm;
   if (set_tpm)
     p->tpm = (long)tpm;
-  if (set_inflight) {
+  if (set_inflight)
     p->max_inflight = (int)inflight;
+  if (set_inflight || set_rpm || set_tpm) {
     size_t plen = strlen(p->name);
     for (struct gate *g = gate_first(rt->llm->gates); g; g = gate_next(g)) {
       const char *gn = gate_name(g);
-      if (strncmp(gn, p->name, plen) == 0 && gn[plen] == '/')
-        gate_set_slots(g, (int)inflight);
+      if (strncmp(gn, p->name, plen) != 0 || gn[plen] != '/')
+        continue;
+      struct limiter_config c;
+      limiter_config_default(&c);
+      c.max_inflight = p->max_inflight;
+      c.rpm = p->rpm;
+      c.tpm = p->tpm;
+      gate_reconfigure(g, &c);
     }
   }
   push_provider(L, rt, p);

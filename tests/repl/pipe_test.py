@@ -141,6 +141,7 @@ try:
     p.send_signal(signal.SIGINT)
     p.stdin.write("'after ctrl-c', llm.stats().in_flight, r == nil\n")
     p.stdin.write(":limits inflight=5\n")
+    p.stdin.write(":limits rpm=120 tpm=90000\n")
     p.stdin.flush()
     out, err = p.communicate(timeout=20)
     elapsed = time.time() - t0
@@ -149,6 +150,8 @@ try:
     check("cancelled quickly (%.2f s)" % elapsed, elapsed < 5, "")
     check(":limits applies the in-flight cap to the model in use",
           "max_inflight = 5" in out and "cap = 5" in out, out + err)
+    check(":limits applies rpm and tpm to the model in use",
+          "rpm = 120.0, tpm = 90000.0" in out, out + err)
 finally:
     mock.close()
 
