@@ -667,23 +667,26 @@ static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
   return lua_gettop(L) - (int)extra;
 }
 
-static int l_pcall(lua_State *L) {
+int sched_pcall_k(lua_State *L, lua_KFunction finish) {
   luaL_checkany(L, 1);
   lua_pushboolean(L, 1);
   lua_insert(L, 1);
-  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
-  return finish_pcall(L, status, 0);
+  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish);
+  return finish(L, status, 0);
 }
 
-static int l_xpcall(lua_State *L) {
+int sched_xpcall_k(lua_State *L, lua_KFunction finish) {
   int n = lua_gettop(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_pushboolean(L, 1);
   lua_pushvalue(L, 1);
   lua_rotate(L, 3, 2); /* f msgh true f args... */
-  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
-  return finish_pcall(L, status, 2);
+  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish);
+  return finish(L, status, 2);
 }
+
+static int l_pcall(lua_State *L) { return sched_pcall_k(L, finish_pcall); }
+static int l_xpcall(lua_State *L) { return sched_xpcall_k(L, finish_pcall); }
 
 /* ---------------------------------------------------------------------------------- */
 /* coroutine.resume / coroutine.wrap that let a user coroutine wait on runtime I/O. */

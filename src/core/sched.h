@@ -81,6 +81,11 @@ void sched_drain(struct ml_rt *rt);
  * fields and raise it with lua_error. */
 void sched_push_error(lua_State *L, const char *kind, const char *message);
 
+/* pcall / xpcall whose error path is `finish(L, status, extra)`: the scheduler's own finish
+ * re-raises cancellation, the sandbox's also re-raises its kills. Both yield-safe. */
+int sched_pcall_k(lua_State *L, lua_KFunction finish);
+int sched_xpcall_k(lua_State *L, lua_KFunction finish);
+
 /* Report tasks still waiting when the loop ran dry (a deadlock); returns their count. */
 unsigned sched_report_stuck(struct ml_rt *rt);
 

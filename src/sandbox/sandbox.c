@@ -106,23 +106,9 @@ static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
   return lua_gettop(L) - (int)extra;
 }
 
-static int sbx_pcall(lua_State *L) {
-  luaL_checkany(L, 1);
-  lua_pushboolean(L, 1);
-  lua_insert(L, 1);
-  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
-  return finish_pcall(L, status, 0);
-}
-
-static int sbx_xpcall(lua_State *L) {
-  int n = lua_gettop(L);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_pushboolean(L, 1);
-  lua_pushvalue(L, 1);
-  lua_rotate(L, 3, 2); /* f msgh true f args... */
-  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
-  return finish_pcall(L, status, 2);
-}
+/* The scheduler's pcall/xpcall, finished by the sandbox's own rule (kills re-raised). */
+static int sbx_pcall(lua_State *L) { return sched_pcall_k(L, finish_pcall); }
+static int sbx_xpcall(lua_State *L) { return sched_xpcall_k(L, finish_pcall); }
 
 /* setmetatable without finalizers: __gc runs at arbitrary points, cannot yield and could
  * resurrect objects, so a metatable that has one is refused. */
