@@ -42,33 +42,10 @@ int ml_runtime_new(ml_runtime **out, const struct ml_options *opts, char *err, s
   m->rt.log_level = (enum ml_log_level)opts->log_level;
   /* Run options for the Lua library: package.loaded["moonloop.cli"]. */
   lua_State *L = m->rt.L;
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "loaded");
-  lua_newtable(L);
-  lua_newtable(L);
-  lua_setfield(L, -2, "set");
-  for (const char *const *o = opts->run_options; o && *o; o++) {
-    const char *eq = strchr(*o, '=');
-    if (eq == NULL)
-      continue;
-    if ((size_t)(eq - *o) == 7 && strncmp(*o, "trusted", 7) == 0)
-      m->rt.trusted = strcmp(eq + 1, "true") == 0 || strcmp(eq + 1, "1") == 0; /* no sandbox */
-    if ((size_t)(eq - *o) == 3 && strncmp(*o, "set", 3) == 0) {
-      lua_getfield(L, -1, "set");
-      lua_pushstring(L, eq + 1);
-      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-      lua_pop(L, 1);
-    } else {
-      lua_pushlstring(L, *o, (size_t)(eq - *o));
-      if (strcmp(eq + 1, "true") == 0)
-        lua_pushboolean(L, 1);
-      else
-        lua_pushstring(L, eq + 1);
-      lua_settable(L, -3);
-    }
-  }
-  lua_setfield(L, -2, "moonloop.cli");
-  lua_pop(L, 2);
+  rt_set_cli_options(L, opts->run_options);
+  for (const char *const *o = opts->run_options; o && *o; o++)
+    if (strncmp(*o, "trusted=", 8) == 0) /* no sandbox for the file */
+      m->rt.trusted = strcmp(*o + 8, "true") == 0 || strcmp(*o + 8, "1") == 0;
   if (rt_require(&m->rt, "moonloop.task", err, errlen) != 0) {
     size_t n = strlen(err);
     snprintf(err + n, errlen - n, " (cannot load the runtime's Lua library: set "

@@ -241,3 +241,31 @@ void rt_close(struct ml_rt *rt) {
   uv_loop_close(&rt->loop);
   curl_global_cleanup();
 }
+
+void rt_set_cli_options(lua_State *L, const char *const *opts) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "loaded");
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_setfield(L, -2, "set");
+  for (const char *const *o = opts; o && *o; o++) {
+    const char *eq = strchr(*o, '=');
+    if (eq == NULL)
+      continue;
+    if ((size_t)(eq - *o) == 3 && strncmp(*o, "set", 3) == 0) { /* repeatable: a list */
+      lua_getfield(L, -1, "set");
+      lua_pushstring(L, eq + 1);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      lua_pop(L, 1);
+    } else {
+      lua_pushlstring(L, *o, (size_t)(eq - *o));
+      if (strcmp(eq + 1, "true") == 0)
+        lua_pushboolean(L, 1);
+      else
+        lua_pushstring(L, eq + 1);
+      lua_settable(L, -3);
+    }
+  }
+  lua_setfield(L, -2, "moonloop.cli");
+  lua_pop(L, 2);
+}

@@ -78,4 +78,8 @@ struct ml_rt *rt_from_lua(lua_State *L);
 void rt_log(struct ml_rt *rt, enum ml_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Run options ("key=value" strings, NULL-terminated; "set=..." repeatable) as the table
+ * package.loaded["moonloop.cli"] the Lua library reads. */
+void rt_set_cli_options(lua_State *L, const char *const *opts);
+
 #endif

@@ -623,35 +623,6 @@ static void open_bridge(struct repl *r) {
 /* ---------------------------------------------------------------------------------- */
 /* Set-up */
 
-/* The run options reach Lua as package.loaded["moonloop.cli"], as for moonloop run. */
-static void set_cli_options(lua_State *L, const char *const *opts) {
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "loaded");
-  lua_newtable(L);
-  lua_newtable(L);
-  lua_setfield(L, -2, "set");
-  for (const char *const *o = opts; o && *o; o++) {
-    const char *eq = strchr(*o, '=');
-    if (eq == NULL)
-      continue;
-    if ((size_t)(eq - *o) == 3 && strncmp(*o, "set", 3) == 0) {
-      lua_getfield(L, -1, "set");
-      lua_pushstring(L, eq + 1);
-      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-      lua_pop(L, 1);
-    } else {
-      lua_pushlstring(L, *o, (size_t)(eq - *o));
-      if (strcmp(eq + 1, "true") == 0)
-        lua_pushboolean(L, 1);
-      else
-        lua_pushstring(L, eq + 1);
-      lua_settable(L, -3);
-    }
-  }
-  lua_setfield(L, -2, "moonloop.cli");
-  lua_pop(L, 2);
-}
-
 static int mkdirs(char *path) {
   for (char *p = path + 1; *p; p++) {
     if (*p != '/')
@@ -716,7 +687,7 @@ int repl_main(const struct repl_options *o) {
   r.rt = rt;
   rt->log_level = (enum ml_log_level)o->log_level;
   lua_State *L = rt->L;
-  set_cli_options(L, o->run_options);
+  rt_set_cli_options(L, o->run_options);
   open_bridge(&r);
   if (rt_require(rt, "moonloop.task", err, sizeof err) != 0) {
     term_close();
