@@ -10,21 +10,7 @@ M.palette = { "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", 
 -- Text from data (model output included) made safe for HTML and SVG: invalid UTF-8
 -- becomes U+FFFD, control characters other than tab and newline are dropped, and the
 -- five markup characters are entities, so "<script>" or "]]>" never appear raw.
-local function valid_utf8(s)
-  if utf8.len(s) then return s end
-  local out, i = {}, 1
-  while i <= #s do
-    local _, bad = utf8.len(s, i)
-    if not bad then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = "\u{FFFD}"
-    i = bad + 1
-  end
-  return table.concat(out)
-end
+local valid_utf8 = require "moonloop.utf8clean"
 M.valid_utf8 = valid_utf8
 
 local ENTITIES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",

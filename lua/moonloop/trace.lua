@@ -57,20 +57,7 @@ local function replace_plain(s, needle, with)
   return table.concat(out)
 end
 
-local function valid_utf8(s)
-  if utf8.len(s) then return s end
-  local out, i = {}, 1
-  while i <= #s do
-    local _, bad = utf8.len(s, i)
-    if not bad then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, bad - 1) .. "\u{FFFD}"
-    i = bad + 1
-  end
-  return table.concat(out)
-end
+local valid_utf8 = require "moonloop.utf8clean"
 
 -- A scrubber for one trace: env values, then token shapes.
 local function scrubber(secrets)

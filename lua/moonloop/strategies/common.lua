@@ -71,6 +71,14 @@ function M.ask(ctx, system, user)
   return r.text
 end
 
+-- propose(ctx) for a strategy that sends its instructions and the brief to the analyst.
+function M.proposer(S)
+  return function(ctx)
+    local answer = M.ask(ctx, S.system, M.brief(ctx, { instructions = S.instructions }))
+    return { answer = answer, rationale = M.rationale(answer) }
+  end
+end
+
 -- The first paragraph of an answer, as its rationale.
 function M.rationale(answer)
   local first = tostring(answer or ""):match("^%s*(.-)\n%s*\n") or tostring(answer or "")

@@ -21,9 +21,6 @@ Keep the region valid Lua. Nothing outside the regions may change.]]
 
 S.system = "You analyse a synthetic-data pipeline's failures and edit its recipe."
 
-function S.propose(ctx)
-  local answer = common.ask(ctx, S.system, common.brief(ctx, { instructions = S.instructions }))
-  return { answer = answer, rationale = common.rationale(answer) }
-end
+S.propose = common.proposer(S)
 
 return S

@@ -39,9 +39,6 @@ regions; thresholds, solver and judge prompts are frozen.]]
 
 S.system = "You analyse a synthetic-data pipeline's failures and edit its recipe."
 
-function S.propose(ctx)
-  local answer = common.ask(ctx, S.system, common.brief(ctx, { instructions = S.instructions }))
-  return { answer = answer, rationale = common.rationale(answer) }
-end
+S.propose = common.proposer(S)
 
 return S
