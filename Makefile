@@ -46,5 +46,20 @@ asan: deps
 bench: build
 	@tests/bench/run.sh $(BUILD)/moonloop
 
+# Hardening (see README, For developers): every libFuzzer target for FUZZ_SECONDS from its
+# seed corpus (CI: 30 s each), and the integration and Lua tests under valgrind
+# (VALGRIND_TESTS: a regex of test names, e.g. 'mock_server|lua.text').
+FUZZ_BUILD     ?= build-fuzz
+FUZZ_SECONDS   ?= 30
+VALGRIND_TESTS ?= .
+.PHONY: fuzz-ci valgrind
+fuzz-ci:
+	@scripts/deps.sh tests/fuzz/packages.txt
+	tests/fuzz/run_ci.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+valgrind: build
+	@scripts/deps.sh tests/valgrind/packages.txt
+	tests/valgrind/run.sh $(BUILD) '$(VALGRIND_TESTS)'
+
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

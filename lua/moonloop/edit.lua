@@ -28,7 +28,7 @@ local function split_lines(s)
 end
 
 local function is_marker(line)
-  return line:match("^%s*%-%-%s*@editable%f[%s]") ~= nil or line:match("^%s*%-%-%s*@end%s*$") ~= nil
+  return line:match("^%s*%-%-%s*@editable") ~= nil or line:match("^%s*%-%-%s*@end%s*$") ~= nil
 end
 
 -- The regions of a source: { {name=, open=, close=, first=, last=, text=}, ... } where open

@@ -18,6 +18,15 @@
 #define DEFAULT_ANTHROPIC_URL "https://api.anthropic.com/v1"
 #define DEFAULT_ANTHROPIC_MODEL "claude-sonnet-4-5"
 
+/* Numbers above this are typos (and would not fit the longs and ints they go into). */
+#define CONFIG_MAX_NUMBER 1e15
+#define CONFIG_MAX_PROVIDERS 256
+/* A config is a few small tables: more memory or instructions than this is a runaway
+ * (a loop that never ends, a table that grows forever), reported instead of hanging or
+ * exhausting the machine. */
+#define CONFIG_MAX_BYTES ((size_t)64 << 20)
+#define CONFIG_MAX_MINSTRUCTIONS 500 /* millions of Lua VM instructions */
+
 static const char *const role_names[] = {"default", "strong", "weak",    "judge",
                                          "challenger", "checker", "analyst", NULL};
 
@@ -170,6 +179,38 @@ static int check_keys(struct reader *r, const char *path, const char *const *all
   return 0;
 }
 
+/* The offset of the first byte that does not start a well-formed UTF-8 sequence (no
+ * overlongs, surrogates or code points above U+10FFFF), or len when all of s is UTF-8.
+ * Strings from the config end up in JSON requests, which must be UTF-8. */
+static size_t utf8_invalid_at(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < len) {
+    unsigned c = s[i];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 0;
+    if (n == 0 || len - i < n || (n == 2 && c < 0xC2))
+      return i;
+    for (size_t k = 1; k < n; k++)
+      if ((s[i + k] & 0xC0) != 0x80)
+        return i;
+    if (n == 3) {
+      unsigned c1 = s[i + 1];
+      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0))
+        return i;
+    } else if (n == 4) {
+      unsigned c1 = s[i + 1];
+      if ((c == 0xF0 && c1 < 0x90) || c > 0xF4 || (c == 0xF4 && c1 >= 0x90))
+        return i;
+    }
+    i += n;
+  }
+  return len;
+}
+
 /* Field getters on the table at the top. Return 0 absent, 1 present, -1 wrong type. */
 static int get_string(struct reader *r, const char *path, const char *key, char **out) {
   lua_getfield(r->L, -1, key);
@@ -181,6 +222,14 @@ static int get_string(struct reader *r, const char *path, const char *key, char 
   if (t != LUA_TSTRING) {
     lua_pop(r->L, 1);
     return fail(r, path, "'%s' must be a string", key);
+  }
+  size_t len;
+  const char *v = lua_tolstring(r->L, -1, &len);
+  size_t bad = utf8_invalid_at(v, len);
+  if (bad < len || strlen(v) != len) {
+    lua_pop(r->L, 1);
+    return bad < len ? fail(r, path, "'%s' is not valid UTF-8 (byte %zu)", key, bad + 1)
+                     : fail(r, path, "'%s' contains a NUL byte", key);
   }
   free(*out);
   *out = xstrdup(lua_tostring(r->L, -1));
@@ -195,12 +244,14 @@ static int get_number(struct reader *r, const char *path, const char *key, doubl
     lua_pop(r->L, 1);
     return 0;
   }
-  if (t != LUA_TNUMBER || lua_tonumber(r->L, -1) < 0) {
-    lua_pop(r->L, 1);
-    return fail(r, path, "'%s' must be a non-negative number", key);
-  }
-  *out = lua_tonumber(r->L, -1);
+  double v = t == LUA_TNUMBER ? lua_tonumber(r->L, -1) : -1;
   lua_pop(r->L, 1);
+  /* NaN fails the first test; the bound keeps every later cast to long defined. */
+  if (!(v >= 0))
+    return fail(r, path, "'%s' must be a non-negative number", key);
+  if (v > CONFIG_MAX_NUMBER)
+    return fail(r, path, "'%s' is too large (at most %.0e)", key, CONFIG_MAX_NUMBER);
+  *out = v;
   return 1;
 }
 
@@ -210,6 +261,17 @@ static int get_ms(struct reader *r, const char *path, const char *key, long *out
   if (rc == 1)
     *out = (long)v;
   return rc < 0 ? -1 : 0;
+}
+
+/* A count that ends up in an int: at most `max`. */
+static int get_count(struct reader *r, const char *path, const char *key, long max, int *out) {
+  long v = *out;
+  if (get_ms(r, path, key, &v) < 0)
+    return -1;
+  if (v > max)
+    return fail(r, path, "'%s' is too large (at most %ld)", key, max);
+  *out = (int)v;
+  return 0;
 }
 
 static int read_provider(struct reader *r, struct llm_config *cfg, const char *name) {
@@ -257,15 +319,10 @@ static int read_provider(struct reader *r, struct llm_config *cfg, const char *n
   if (attempts < 1 || attempts > 100)
     return fail(r, path, "'max_attempts' must be between 1 and 100");
   p->max_attempts = (int)attempts;
-  long inflight = 0;
-  if (get_ms(r, path, "max_inflight", &inflight) < 0 || get_ms(r, path, "rpm", &p->rpm) < 0 ||
-      get_ms(r, path, "tpm", &p->tpm) < 0)
+  if (get_count(r, path, "max_inflight", 1000000, &p->max_inflight) < 0 ||
+      get_ms(r, path, "rpm", &p->rpm) < 0 || get_ms(r, path, "tpm", &p->tpm) < 0 ||
+      get_count(r, path, "breaker_threshold", 1000000, &p->breaker_threshold) < 0)
     return -1;
-  p->max_inflight = (int)inflight;
-  long threshold = p->breaker_threshold;
-  if (get_ms(r, path, "breaker_threshold", &threshold) < 0)
-    return -1;
-  p->breaker_threshold = (int)threshold;
   lua_getfield(r->L, -1, "stream_usage");
   if (!lua_isnil(r->L, -1))
     p->stream_usage = lua_toboolean(r->L, -1);
@@ -309,7 +366,10 @@ static int read_model(struct reader *r, struct llm_config *cfg, const char *alia
   m->provider = -1;
   lua_State *L = r->L;
   if (lua_type(L, -1) == LUA_TSTRING) {
-    const char *s = lua_tostring(L, -1);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (utf8_invalid_at(s, len) < len || strlen(s) != len)
+      return fail(r, path, "is not valid UTF-8 text");
     const char *slash = strchr(s, '/');
     if (slash == NULL || slash == s || slash[1] == '\0')
       return fail(r, path, "\"%s\" should be \"provider/model\" or a table", s);
@@ -358,6 +418,10 @@ static int read_model(struct reader *r, struct llm_config *cfg, const char *alia
   return 0;
 }
 
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int read_config(struct reader *r, struct llm_config *cfg) {
   static const char *const keys[] = {"providers", "models", "default_provider", "cache", "budget",
                                      NULL};
@@ -370,7 +434,9 @@ static int read_config(struct reader *r, struct llm_config *cfg) {
   lua_getfield(L, -1, "providers");
   if (!lua_istable(L, -1))
     return fail(r, "providers", "is required: a table of named providers");
-  /* Sorted by name so the order (and the default) never depends on hash order. */
+  /* Sorted by name so the order (and the default) never depends on hash order. The names
+   * live in a Lua array (freed by the GC if reading fails half way) and are sorted here in
+   * C: the config may have replaced or removed the global `table`. */
   lua_newtable(L);
   int n = 0;
   lua_pushnil(L);
@@ -378,20 +444,27 @@ static int read_config(struct reader *r, struct llm_config *cfg) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING)
       return fail(r, "providers", "keys must be provider names (strings)");
+    if (n >= CONFIG_MAX_PROVIDERS)
+      return fail(r, "providers", "more than %d providers", CONFIG_MAX_PROVIDERS);
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, ++n);
   }
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_pushvalue(L, -3);
-  lua_call(L, 1, 0);
-  lua_pop(L, 1);
+  const char *names[CONFIG_MAX_PROVIDERS];
   for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    char name[128];
-    snprintf(name, sizeof name, "%s", lua_tostring(L, -1));
-    lua_gettable(L, -3);
-    if (read_provider(r, cfg, name) < 0)
+    lua_rawgeti(L, -1, i); /* anchored in the array, so the pointer stays valid */
+    names[i - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  qsort(names, (size_t)n, sizeof names[0], cmp_names);
+  for (int i = 0; i < n; i++) {
+    size_t len = strlen(names[i]);
+    if (len > 100)
+      return fail(r, "providers", "the name \"%.40s...\" is longer than 100 bytes", names[i]);
+    if (len == 0 || utf8_invalid_at(names[i], len) < len)
+      return fail(r, "providers", "a provider name is empty or not valid UTF-8");
+    lua_pushstring(L, names[i]);
+    lua_rawget(L, -3);
+    if (read_provider(r, cfg, names[i]) < 0)
       return -1;
     lua_pop(L, 1);
   }
@@ -459,6 +532,12 @@ static int read_config(struct reader *r, struct llm_config *cfg) {
     while (lua_next(L, -2)) {
       if (lua_type(L, -2) != LUA_TSTRING)
         return fail(r, "models", "keys must be alias names (strings)");
+      size_t alen;
+      const char *a = lua_tolstring(L, -2, &alen);
+      if (alen > 100)
+        return fail(r, "models", "the alias \"%.40s...\" is longer than 100 bytes", a);
+      if (alen == 0 || utf8_invalid_at(a, alen) < alen || strlen(a) != alen)
+        return fail(r, "models", "an alias is empty or not valid UTF-8");
       char alias[128];
       snprintf(alias, sizeof alias, "%s", lua_tostring(L, -2));
       if (read_model(r, cfg, alias) < 0)
@@ -472,6 +551,94 @@ static int read_config(struct reader *r, struct llm_config *cfg) {
 
 static int file_exists(const char *path) {
   return access(path, R_OK) == 0;
+}
+
+/* read_config in protected mode: a metamethod of the returned table (or memory running out)
+ * may raise an error at any lua_getfield, and an error outside a pcall aborts the process. */
+struct read_call {
+  struct reader *r;
+  struct llm_config *cfg;
+  int rc;
+};
+
+static int read_config_lua(lua_State *L) {
+  struct read_call *c = lua_touserdata(L, 1);
+  lua_settop(L, 2);
+  c->rc = read_config(c->r, c->cfg);
+  return 0;
+}
+
+int llm_config_from_lua(struct llm_config *cfg, lua_State *L, const char *file, char *err,
+                        size_t errlen) {
+  memset(cfg, 0, sizeof *cfg);
+  err[0] = '\0';
+  struct reader r = {L, file, err, errlen};
+  struct read_call c = {&r, cfg, -1};
+  int top = lua_gettop(L);
+  if (top < 1 || !lua_checkstack(L, 8)) {
+    set_err(err, errlen, "%s: nothing to read", file);
+    return -1;
+  }
+  lua_pushcfunction(L, read_config_lua);
+  lua_pushlightuserdata(L, &c);
+  lua_pushvalue(L, top);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    const char *m = lua_tostring(L, -1);
+    if (!err[0])
+      set_err(err, errlen, "%s: error while reading the returned table: %s", file,
+              m ? m : "(no message)");
+    c.rc = -1;
+  }
+  lua_settop(L, top);
+  if (c.rc < 0) {
+    if (!err[0])
+      set_err(err, errlen, "%s: cannot read the returned table", file);
+    llm_config_free(cfg);
+    return -1;
+  }
+  snprintf(cfg->source, sizeof cfg->source, "%s", file);
+  return 0;
+}
+
+/* The config's Lua state: its allocations are counted and capped, and a count hook stops a
+ * config that runs for too long. */
+struct config_budget {
+  size_t used, cap;
+  int hit_cap;
+  long minstructions;
+};
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  struct config_budget *b = ud;
+  if (ptr == NULL)
+    osize = 0;
+  if (nsize == 0) {
+    free(ptr);
+    b->used -= osize;
+    return NULL;
+  }
+  if (nsize > osize && nsize - osize > b->cap - b->used) {
+    b->hit_cap = 1;
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p != NULL)
+    b->used = b->used - osize + nsize;
+  return p;
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  void *ud = NULL;
+  lua_getallocf(L, &ud);
+  struct config_budget *b = ud;
+  if (++b->minstructions > CONFIG_MAX_MINSTRUCTIONS) {
+    luaL_where(L, 0); /* level 0 in a hook is the config's function: "file:line:" */
+    lua_pushfstring(L, "the config ran for more than %d million instructions (a loop that "
+                       "never ends?)", CONFIG_MAX_MINSTRUCTIONS);
+    lua_concat(L, 2);
+    lua_error(L);
+  }
 }
 
 int llm_config_load(struct llm_config *cfg, const char *path, char *err, size_t errlen) {
@@ -496,28 +663,36 @@ int llm_config_load(struct llm_config *cfg, const char *path, char *err, size_t 
     return cfg->nproviders > 0 ? 0 : (set_err(err, errlen, "out of memory"), -1);
   }
 
-  lua_State *L = luaL_newstate();
+  struct config_budget budget = {0, CONFIG_MAX_BYTES, 0, 0};
+  lua_State *L = lua_newstate(capped_alloc, &budget);
   if (L == NULL) {
     set_err(err, errlen, "out of memory");
     return -1;
   }
   luaL_openlibs(L);
-  struct reader r = {L, path, err, errlen};
+  lua_sethook(L, count_hook, LUA_MASKCOUNT, 1000000);
   int rc = -1;
-  if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-    /* The message already names the file and line ("moonloop.lua:3: ..."). */
+  int status = luaL_loadfilex(L, path, "t");
+  if (status == LUA_OK)
+    status = lua_pcall(L, 0, 1, 0);
+  if (status != LUA_OK) {
+    /* The message usually names the file and line already ("moonloop.lua:3: ..."). */
     const char *m = lua_tostring(L, -1);
-    set_err(err, errlen, "%s", m ? m : "cannot load config");
-    goto done;
+    if (m == NULL)
+      m = "cannot load the config";
+    if (budget.hit_cap)
+      set_err(err, errlen, "%s: the config used more than %zu MiB of memory", path,
+              CONFIG_MAX_BYTES >> 20);
+    else if (strncmp(m, path, strlen(path)) == 0)
+      set_err(err, errlen, "%s", m);
+    else /* "C stack overflow", "attempt to load a binary chunk": name the file */
+      set_err(err, errlen, "%s: %s", path, m);
+  } else {
+    rc = llm_config_from_lua(cfg, L, path, err, errlen);
+    if (rc < 0 && budget.hit_cap)
+      set_err(err, errlen, "%s: the config used more than %zu MiB of memory", path,
+              CONFIG_MAX_BYTES >> 20);
   }
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-    const char *m = lua_tostring(L, -1);
-    set_err(err, errlen, "%s", m ? m : "error while running config");
-    goto done;
-  }
-  rc = read_config(&r, cfg);
-  snprintf(cfg->source, sizeof cfg->source, "%s", path);
-done:
   lua_close(L);
   if (rc < 0)
     llm_config_free(cfg);

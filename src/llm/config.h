@@ -50,6 +50,14 @@ struct llm_config {
  * with a message naming the file and the offending key in err. */
 int llm_config_load(struct llm_config *cfg, const char *path, char *err, size_t errlen);
 
+/* The second half of llm_config_load, for the fuzz target and tests: read the value on
+ * top of L (what a config file returned) into cfg, in protected mode, so a metamethod that
+ * raises an error is reported, not fatal. `file` names the source in messages. The stack
+ * is left as it was. Returns 0, or -1 with a message in err (cfg is then empty). */
+struct lua_State;
+int llm_config_from_lua(struct llm_config *cfg, struct lua_State *L, const char *file,
+                        char *err, size_t errlen);
+
 /* The simulator only (--offline). */
 void llm_config_offline(struct llm_config *cfg);
 

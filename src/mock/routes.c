@@ -277,10 +277,10 @@ static int handle_chat(struct mock_conn *c, const char *base, uint64_t *latency)
     return mock_put_error(c, 400, msg, "invalid_request_error", NULL, NULL);
   switch (fault) {
   case MOCK_FAULT_429:
-    snprintf(extra, sizeof extra,
-             "Retry-After: %d\r\nx-ratelimit-limit-requests: 60\r\n"
-             "x-ratelimit-remaining-requests: 0\r\nx-ratelimit-reset-requests: %ds\r\n",
-             srv->cfg.retry_after, srv->cfg.retry_after);
+    /* Only Retry-After: an injected 429 is a random refusal, not a limit the server
+     * enforces, so it must not advertise one (a client that learns "60 per minute" from it
+     * would crawl for the rest of its run). --rpm/--tpm send the real x-ratelimit-*. */
+    snprintf(extra, sizeof extra, "Retry-After: %d\r\n", srv->cfg.retry_after);
     return mock_put_error(c, 429,
                           "Rate limit reached for requests (mock fault). Please try again "
                           "later.",

@@ -76,8 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct outcome whole, split;
   run(&whole, s, len, len);
   run(&split, s, len, cut);
-  if (whole.log.len != split.log.len || whole.rc != split.rc ||
-      whole.pending != split.pending || whole.retry_ms != split.retry_ms ||
+  if (whole.log.len != split.log.len || whole.rc != split.rc || whole.pending != split.pending ||
+      whole.retry_ms != split.retry_ms ||
       (whole.log.len > 0 && memcmp(whole.log.buf, split.log.buf, whole.log.len) != 0))
     abort();
   free(whole.log.buf);

@@ -1,0 +1,1 @@
+return { providers = { sim = { kind = "sim" } }, models = { judge = "sim/sim-judge" } }

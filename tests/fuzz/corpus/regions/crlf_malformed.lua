@@ -1,0 +1,6 @@
+  --@editable   crlf_name  
+body
+	-- @end	
+-- @editable bad-name
+-- @editable
+-- @endx

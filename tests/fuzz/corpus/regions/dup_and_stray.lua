@@ -1,0 +1,5 @@
+-- @end
+-- @editable a
+-- @end
+-- @editable a
+-- @end

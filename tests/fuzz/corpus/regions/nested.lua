@@ -1,0 +1,5 @@
+-- @editable a
+-- @editable b
+x
+-- @end
+-- @end

@@ -1,0 +1,6 @@
+local s = [[
+-- @editable inside_string
+]]
+-- @editable r
+ÿþ
+-- @end

@@ -1,0 +1,2 @@
+-- @editable a
+x
