@@ -41,6 +41,10 @@ function M.thresholds(accept)
     if type(v) ~= type(M.defaults[k]) then
       error(("accept.%s must be a %s"):format(k, type(M.defaults[k])), 0)
     end
+    if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then
+      -- NaN would make every comparison false, and no example would ever pass
+      error(("accept.%s must be a finite number, got %s"):format(k, tostring(v)), 0)
+    end
     th[k] = v
   end
   return th

@@ -238,6 +238,9 @@ function M.run(recipe, opts)
   local dir = opts.resume or opts.out or
     fs.join("runs", recipe.name .. "-" .. os.date("!%Y%m%dT%H%M%SZ"))
   fs.mkdir(fs.join(dir, "recipes"))
+  -- The recipe as started, before anything else: `--resume DIR` loads it from here.
+  local v1_path = fs.join(dir, "recipes", "v0001.lua")
+  if opts.source and not fs.exists(v1_path) then fs.write(v1_path, opts.source) end
   local st = store.open(fs.join(dir, "run.db"))
   local resuming = st:get_meta("recipe") ~= nil
   if resuming and st:get_meta("recipe") ~= recipe.name then
@@ -245,13 +248,11 @@ function M.run(recipe, opts)
   end
   local seed = tonumber(resuming and st:get_meta("seed") or opts.seed) or 1
   if not resuming then
-    st:set_meta("recipe", recipe.name)
-    st:set_meta("seed", seed)
-    st:set_meta("recipe_dir", opts.recipe_dir)
-    st:set_meta("created", os.date("!%Y-%m-%dT%H:%M:%SZ"))
-    local cli = package.loaded["moonloop.cli"] or {}
-    st:set_meta("overrides", json.encode(json.array(opts.overrides or cli.set or {})))
+    -- A new run becomes resumable in one step: the recipe's copy is on disk (written first,
+    -- before run.db, see above), then the metadata, the items and version 1 are committed
+    -- together. A kill before the commit leaves a directory that starts afresh.
     local items = sources.load(recipe, opts.recipe_dir)
+    local held = {}
     if recipe.evolve then
       -- Held-out items for the trial of recipe versions: the last ones, never in the dataset.
       local n = recipe.evolve.validation
@@ -259,20 +260,25 @@ function M.run(recipe, opts)
         error(task.error("recipe", ("recipe %s: evolve.validation = %d held-out items leaves none of the %d work items for the dataset"):format(
           recipe.name, n, #items)), 0)
       end
-      local held = {}
       for i = #items - n + 1, #items do
         local it = items[i]
         held[#held + 1] = { id = #held + 1, source = it.source, chunk = it.chunk, text = it.text }
         items[i] = nil
       end
-      st:add_validation_items(held)
     end
     local batch = recipe.batch or #items
     for _, it in ipairs(items) do it.iteration = (it.id - 1) // batch + 1 end
-    st:add_items(items)
-    local path = fs.join(dir, "recipes", "v0001.lua")
-    if opts.source then fs.write(path, opts.source) end
-    st:save_version({ version = 1, path = path, source = opts.source, status = "root" })
+    local cli = package.loaded["moonloop.cli"] or {}
+    st.db:transaction(function()
+      st:set_meta("seed", seed)
+      st:set_meta("recipe_dir", opts.recipe_dir)
+      st:set_meta("created", os.date("!%Y-%m-%dT%H:%M:%SZ"))
+      st:set_meta("overrides", json.encode(json.array(opts.overrides or cli.set or {})))
+      st:add_validation_items(held)
+      st:add_items(items)
+      st:save_version({ version = 1, path = v1_path, source = opts.source, status = "root" })
+      st:set_meta("recipe", recipe.name) -- what marks the run as started
+    end)
   end
   local version = 1
   local overrides = json.decode(st:get_meta("overrides") or "[]")

@@ -4,14 +4,19 @@
 -- temporary directory that is removed afterwards.
 local M = {}
 
--- Runs in the child: load solution.lua, call solve() on every test, print one JSON line.
+-- Runs in the child: load solution.lua in the sandbox (a model's code never gets io, os or
+-- the rest of the standard library, even in its own process), call solve() on every test,
+-- print one JSON line.
 local HARNESS = [[
-local f = assert(io.open("tests.json", "rb"))
-local tests = json.decode(f:read("a"))
-f:close()
+local sandbox = require "moonloop.sandbox"
 local function report(t) print(json.encode(t)) end
-local ok, err = pcall(dofile, "solution.lua")
+local tests = json.decode(fs.read("tests.json"))
+local sb = sandbox.new{ name = "solution.lua" }
+local fn, err = sb:load(fs.read("solution.lua"), "@solution.lua")
+local ok = fn ~= nil
+if ok then ok, err = sb:call(fn) end
 if not ok then return report({ passed = 0, total = #tests, error = "the code does not load: " .. tostring(err) }) end
+local _, solve = sb:call(assert(sb:load("return solve", "=solve")))
 if type(solve) ~= "function" then return report({ passed = 0, total = #tests, error = "the code defines no function solve" }) end
 local passed, failures = 0, {}
 for i, t in ipairs(tests) do

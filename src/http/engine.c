@@ -397,6 +397,14 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
   x->bytes_in += n;
   x->t_last_byte_ms = uv_now(x->eng->loop);
   if (x->is_sse) {
+    /* A stream is parsed as it comes, but its total size is capped like a body's: a
+     * server that never ends its stream must not grow the answer without bound. */
+    if (x->max_body && x->bytes_in > x->max_body) {
+      x->err = HTTP_ETOOBIG;
+      snprintf(x->why, sizeof x->why, "event stream larger than the %zu-byte limit",
+               x->max_body);
+      return CURL_WRITEFUNC_ERROR;
+    }
     int rc = sse_feed(&x->sse, p, n);
     if (rc == SSE_EABORT) {
       x->err = HTTP_EABORTED;

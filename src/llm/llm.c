@@ -443,10 +443,31 @@ static struct body_opts body_opts_of(const struct llm_req *r) {
 /* ---------------------------------------------------------------------------------- */
 /* Results */
 
+/* Model text as Lua gets it: valid UTF-8, each byte that is not becoming U+FFFD, so a bad
+ * answer cannot break the dataset, the journal or the report later. */
+static void push_utf8(lua_State *L, const char *s, size_t len) {
+  if (ml_json_utf8_check(s, len) == len) {
+    lua_pushlstring(L, s, len);
+    return;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (;;) {
+    size_t k = ml_json_utf8_check(s, len);
+    luaL_addlstring(&b, s, k);
+    if (k == len)
+      break;
+    luaL_addstring(&b, "\xEF\xBF\xBD");
+    s += k + 1;
+    len -= k + 1;
+  }
+  luaL_pushresult(&b);
+}
+
 static void push_choice(lua_State *L, struct llm_req *r, int i) {
   struct llm_choice *c = &r->res->choices[i];
   lua_createtable(L, 0, 10);
-  lua_pushlstring(L, c->text.data ? c->text.data : "", c->text.len);
+  push_utf8(L, c->text.data ? c->text.data : "", c->text.len);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "text");
   lua_createtable(L, 0, 2);

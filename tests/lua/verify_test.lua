@@ -33,9 +33,19 @@ t.test("an endless loop is stopped by the time limit", function()
 end)
 
 t.test("the code cannot see the parent's environment", function()
-  local r = verify.code{ source = "function solve() return os.getenv('OPENAI_API_KEY') or 0 end",
+  local r = verify.code{ source = "function solve() return (os.getenv and os.getenv('OPENAI_API_KEY')) or 0 end",
     tests = json.array({ { args = json.array({}), expected = 0 } }) }
   t.eq(r.passed, 1)
+end)
+
+t.test("the code runs in the sandbox: no io, no os.execute, no require of files", function()
+  local r = verify.code{ source = "function solve() return io == nil and os.execute == nil and dofile == nil end",
+    tests = json.array({ { args = json.array({}), expected = true } }) }
+  t.eq(r.passed, 1, "sandboxed globals")
+  r = verify.code{ source = "os.execute('touch escaped')\nfunction solve() return 1 end",
+    tests = json.array({ { args = json.array({}), expected = 1 } }) }
+  t.eq(r.passed, 0)
+  t.ok(r.error:find("does not load", 1, true), tostring(r.error))
 end)
 
 t.test("the reference check fails a reference that breaks its own tests", function()
