@@ -6,26 +6,36 @@ local control = require "moonloop.control"
 
 local root = os.getenv("MOONLOOP_LUA_DIR") .. "/.."
 
+-- Wait (up to 5 s) until cond() holds; the timing of wake-ups is not what is tested.
+local function eventually(cond)
+  for _ = 1, 5000 do
+    if cond() then return true end
+    task.sleep(1)
+  end
+  return cond()
+end
+
 t.test("acquire never lets more than the cap run, and a raised cap admits waiters", function()
   local ctl = control.new{ concurrency = 2 }
-  local running, peak, finished = 0, 0, 0
+  local running, peak, finished, hold = 0, 0, 0, true
   local hs = {}
   for i = 1, 6 do
     hs[i] = task.spawn(function()
       ctl:acquire()
       running = running + 1
       peak = math.max(peak, running)
-      task.sleep(5)
+      while hold do task.sleep(1) end
       running = running - 1
       finished = finished + 1
       ctl:release()
     end)
   end
-  task.sleep(1)
-  t.eq(running, 2, "in flight under a cap of 2")
+  t.ok(eventually(function() return running == 2 end), "2 in flight under a cap of 2")
+  task.sleep(20)
+  t.eq(running, 2, "still 2 in flight under a cap of 2")
   ctl:set_concurrency(4)
-  task.sleep(1)
-  t.eq(running, 4, "in flight after raising the cap to 4")
+  t.ok(eventually(function() return running == 4 end), "4 in flight after raising the cap to 4")
+  hold = false
   for _, h in ipairs(hs) do h:join() end
   t.eq(peak, 4, "peak")
   t.eq(finished, 6, "finished")
@@ -35,7 +45,7 @@ t.test("a paused control admits nothing until resumed", function()
   local ctl = control.new{ concurrency = 8, paused = true }
   local started = false
   local h = task.spawn(function() ctl:acquire(); started = true; ctl:release() end)
-  task.sleep(10)
+  task.sleep(20)
   t.eq(started, false, "started while paused")
   ctl:resume()
   h:join()
@@ -46,8 +56,7 @@ t.test("a cancelled waiter leaves the queue", function()
   local ctl = control.new{ concurrency = 1 }
   ctl:acquire()
   local h = task.spawn(function() ctl:acquire() end)
-  task.sleep(1)
-  t.eq(#ctl.waiting, 1, "waiting")
+  t.ok(eventually(function() return #ctl.waiting == 1 end), "waiting")
   h:cancel()
   pcall(h.join, h)
   t.eq(#ctl.waiting, 0, "waiting after cancel")
@@ -77,7 +86,7 @@ t.test("a recipe run pauses at an iteration boundary, steps one iteration, resum
     summary = runner.run(recipe, { out = dir, quiet = true, control = ctl,
       recipe_dir = root .. "/recipes" })
   end)
-  task.sleep(20)
+  task.sleep(50)
   t.eq(ctl:status().done, 0, "items done while paused from the start")
   t.eq(ctl:status().paused, true)
   ctl:step()
