@@ -115,37 +115,12 @@ static const char harness[] =
 static struct fuzz_lua f;
 static int check_ref = LUA_NOREF;
 
-static void setup(void) {
-  fuzz_lua_open(&f, 256, 20000, 1);
-  fuzz_lua_require(&f, "moonloop.edit", "edit");
-  lua_State *L = f.L;
-  if (luaL_loadbufferx(L, harness, sizeof harness - 1, "=fuzz_edit", "t") != LUA_OK) {
-    fprintf(stderr, "fuzz_edit: harness: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_getglobal(L, "edit");
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    fprintf(stderr, "fuzz_edit: harness: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (f.L == NULL)
-    setup();
-  lua_State *L = f.L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, check_ref);
-  lua_pushlstring(L, (const char *)data, size);
-  if (fuzz_lua_call(&f, 1, 0) != LUA_OK) {
-    fprintf(stderr, "fuzz_edit: %s%s\n", fuzz_lua_over_budget(&f) ? "(over budget) " : "",
-            lua_tostring(L, -1));
-    abort();
+  if (f.L == NULL) {
+    fuzz_lua_open(&f, 256, 20000, 1);
+    fuzz_lua_require(&f, "moonloop.edit", "edit");
+    check_ref = fuzz_lua_harness(&f, "fuzz_edit", harness, sizeof harness - 1, "edit");
   }
-  /* The state is kept across inputs (loading edit.lua each time would dominate); a full
-   * collection now and then keeps memory flat. */
-  static unsigned n;
-  if (++n % 256 == 0)
-    lua_gc(L, LUA_GCCOLLECT);
+  fuzz_lua_check(&f, "fuzz_edit", check_ref, data, size);
   return 0;
 }

@@ -124,6 +124,40 @@ int fuzz_lua_over_budget(const struct fuzz_lua *f) {
   return f->hit_cap || f->steps > f->max_steps;
 }
 
+int fuzz_lua_harness(struct fuzz_lua *f, const char *name, const char *harness, size_t len,
+                     const char *global) {
+  lua_State *L = f->L;
+  char chunk[64];
+  snprintf(chunk, sizeof chunk, "=%s", name);
+  if (luaL_loadbufferx(L, harness, len, chunk, "t") != LUA_OK) {
+    fprintf(stderr, "%s: harness: %s\n", name, lua_tostring(L, -1));
+    abort();
+  }
+  lua_getglobal(L, global);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    fprintf(stderr, "%s: harness: %s\n", name, lua_tostring(L, -1));
+    abort();
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void fuzz_lua_check(struct fuzz_lua *f, const char *name, int ref, const uint8_t *data,
+                    size_t size) {
+  lua_State *L = f->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_pushlstring(L, (const char *)data, size);
+  if (fuzz_lua_call(f, 1, 0) != LUA_OK) {
+    fprintf(stderr, "%s: %s%s\n", name, fuzz_lua_over_budget(f) ? "(over budget) " : "",
+            lua_tostring(L, -1));
+    abort();
+  }
+  /* The state is kept across inputs (loading the library each time would dominate); a full
+   * collection now and then keeps memory flat. */
+  static unsigned n;
+  if (++n % 256 == 0)
+    lua_gc(L, LUA_GCCOLLECT);
+}
+
 void fuzz_lua_close(struct fuzz_lua *f) {
   if (f->L)
     lua_close(f->L);

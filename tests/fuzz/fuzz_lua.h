@@ -9,6 +9,7 @@
 #define ML_FUZZ_LUA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lua.h>
 
@@ -38,6 +39,16 @@ int fuzz_lua_call(struct fuzz_lua *f, int nargs, int nresults);
 
 /* Whether the last error came from the memory cap or the instruction budget. */
 int fuzz_lua_over_budget(const struct fuzz_lua *f);
+
+/* The check function of a Lua-level target: `harness` (len bytes) is a chunk that gets the
+ * global `global` as its argument and returns function(input). Returns its registry ref;
+ * aborts, naming the target, when it does not load. */
+int fuzz_lua_harness(struct fuzz_lua *f, const char *name, const char *harness, size_t len,
+                     const char *global);
+
+/* Call the check `ref` on one input; an error aborts with the target's name and message. */
+void fuzz_lua_check(struct fuzz_lua *f, const char *name, int ref, const uint8_t *data,
+                    size_t size);
 
 void fuzz_lua_close(struct fuzz_lua *f);
 
