@@ -84,17 +84,15 @@ local function region_names(regions)
   return table.concat(names, ", ")
 end
 
--- The frozen part of a source: every line outside the regions, with each region's body
--- replaced by its name. Two versions with the same frozen text differ only inside regions.
-function M.frozen(source)
-  local regions, problems = M.regions(source)
-  if #problems > 0 then return nil, problems[1] end
-  local lines, out, r = split_lines(source), {}, 1
-  local i = 1
+-- Rebuild a source with new region bodies: bodies = { name = "new text" }.
+function M.rebuild(source, regions, bodies)
+  local lines, out, r, i = split_lines(source), {}, 1, 1
   while i <= #lines do
     local reg = regions[r]
     if reg and i == reg.first then
-      out[#out + 1] = "\0region " .. reg.name
+      local body = bodies[reg.name]
+      if body == nil then body = reg.text end
+      if body ~= "" or reg.last >= reg.first then out[#out + 1] = body end
       i = reg.close
       r = r + 1
     else
@@ -103,6 +101,16 @@ function M.frozen(source)
     end
   end
   return table.concat(out, "\n")
+end
+
+-- The frozen part of a source: every line outside the regions, with each region's body
+-- replaced by its name. Two versions with the same frozen text differ only inside regions.
+function M.frozen(source)
+  local regions, problems = M.regions(source)
+  if #problems > 0 then return nil, problems[1] end
+  local bodies = {}
+  for _, r in ipairs(regions) do bodies[r.name] = "\0region " .. r.name end
+  return M.rebuild(source, regions, bodies)
 end
 
 function M.frozen_hash(source)
@@ -177,25 +185,6 @@ function M.parse_rewrites(answer)
     problems[#problems + 1] = ("answer line %d: the rewrite is not closed with END REGION"):format(cur.line)
   end
   return rewrites, problems
-end
-
--- Rebuild a source with new region bodies: bodies = { name = "new text" }.
-local function rebuild(source, regions, bodies)
-  local lines, out, r, i = split_lines(source), {}, 1, 1
-  while i <= #lines do
-    local reg = regions[r]
-    if reg and i == reg.first then
-      local body = bodies[reg.name]
-      if body == nil then body = reg.text end
-      if body ~= "" or reg.last >= reg.first then out[#out + 1] = body end
-      i = reg.close
-      r = r + 1
-    else
-      out[#out + 1] = lines[i]
-      i = i + 1
-    end
-  end
-  return table.concat(out, "\n")
 end
 
 local function marker_in(s)
@@ -300,7 +289,7 @@ function M.apply_blocks(source, blocks)
     end
     bodies[name] = body
   end
-  return rebuild(source, regions, bodies)
+  return M.rebuild(source, regions, bodies)
 end
 
 -- Replace whole regions: rewrites = { {region=, text=, line=} }.
@@ -329,7 +318,7 @@ function M.apply_rewrites(source, rewrites, default_region)
     end
     bodies[name] = rw.text
   end
-  return rebuild(source, regions, bodies)
+  return M.rebuild(source, regions, bodies)
 end
 
 -- Apply a model's answer in the format it used. opts.format: "search_replace" (default),
