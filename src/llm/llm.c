@@ -742,7 +742,7 @@ static int chat_k(lua_State *L, int status, lua_KContext ctx) {
   while (r->res->delta_head < r->res->ndeltas) {
     struct llm_delta d = r->res->deltas[r->res->delta_head++];
     lua_getfield(L, SPEC, "stream");
-    lua_pushlstring(L, d.text, d.len);
+    push_utf8(L, d.text, d.len); /* like the final text: valid UTF-8 */
     lua_pushinteger(L, d.index + 1);
     r->deltas_delivered = 1;
     lua_callk(L, 2, 0, ctx, chat_k);
