@@ -42,7 +42,7 @@ local function remove_tree(dir)
 end
 
 -- code{ source =, tests = { {args = {...}, expected = v}, ... }, timeout_ms = } ->
--- { passed =, total =, failures = {...}, error = string|nil }
+-- { passed =, total =, failures = {...}, error = string|nil, dir = the removed work dir }
 function M.code(opts)
   assert(type(opts.source) == "string", "verify.code: source must be a string")
   assert(type(opts.tests) == "table" and #opts.tests > 0, "verify.code: tests must be a non-empty list")
@@ -62,13 +62,15 @@ function M.code(opts)
                no_network = true },
   }
   local total = #opts.tests
-  if r.timed_out then return { passed = 0, total = total, error = "timed out" } end
+  -- dir: where it ran (removed when this returns), so a caller can check nothing is left
+  if r.timed_out then return { passed = 0, total = total, error = "timed out", dir = dir } end
   local line = r.stdout:match("([^\n]*)\n?$")
   local ok, out = pcall(json.decode, line or "")
   if not ok or type(out) ~= "table" then
-    return { passed = 0, total = total,
+    return { passed = 0, total = total, dir = dir,
       error = ("the test run failed (exit %s): %s"):format(tostring(r.code or r.signal), r.stderr:sub(1, 300)) }
   end
+  out.dir = dir
   return out
 end
 
