@@ -21,6 +21,9 @@
 #include "lua/modules.h"
 #include "sandbox/sandbox.h"
 
+/* The collector's pause, in percent of the heap after a cycle (Lua's default is 200). */
+#define RT_GC_PAUSE 150
+
 /* The signal handler can only reach the runtime through a global. */
 static struct ml_rt *signal_rt;
 
@@ -166,6 +169,12 @@ int rt_init(struct ml_rt *rt, char *err, size_t errlen) {
   lua_atpanic(L, rt_panic);
   lua_setwarnf(L, rt_warn, rt);
   rt->L = L;
+  /* Collect when the heap has grown by half since the last cycle, not doubled (Lua's
+   * default). A run keeps thousands of requests in flight, each with a coroutine and a
+   * few tables, and makes a few KB of garbage per answer: at 10,000 in flight this holds
+   * 2.7 KB less per request, and the smaller heap costs fewer page faults than the extra
+   * marking costs (tests/bench/README.md, "Memory"). */
+  lua_gc(L, LUA_GCINC, RT_GC_PAUSE, 0, 0);
   *(struct ml_rt **)lua_getextraspace(L) = rt; /* inherited by every coroutine */
   luaL_openlibs(L);
   sbx_lock_strings(L); /* before any script can reach the string metatable */

@@ -30,13 +30,17 @@
 #error "moonloop needs libcurl 7.80 or newer (CURLOPT_PREREQFUNCTION)"
 #endif
 
-/* Finished transfers kept for reuse. */
-#define POOL_MAX 4096
+/* Finished transfers kept for reuse: as many as were ever in flight at once, up to this.
+ * (A cap below the in-flight count would destroy and re-create the excess every wave:
+ * at 10,000 in flight, 6,000 curl_easy_init and setopt rounds a second.) */
+#define POOL_MAX 65536
 /* Transfers per multi handle before another one is opened, and the most handles. */
 #define SHARD_FILL 128
 #define SHARD_MAX 128
 /* Idle connections one multi handle keeps (its share of thousands in flight fits). */
 #define SHARD_MAXCONNECTS 1024L
+/* Shards whose zero timeout one loop turn serves (SHARD_FILL transfers each at most). */
+#define KICK_BUDGET 2
 /* Buffers that grew past these are released when a transfer goes back to the pool. */
 #define KEEP_RESP_CAP ((size_t)16 << 10)
 #define KEEP_BODY_CAP ((size_t)64 << 10)
@@ -66,11 +70,12 @@ struct http_engine {
   uv_loop_t *loop;
   struct http_shard *shards[SHARD_MAX];
   int nshards;
-  int kicks; /* shards with a zero timeout to serve from the check phase */
+  int kicks;     /* shards with a zero timeout to serve from the check phase */
+  int kick_next; /* the shard the next check phase looks at first */
   uv_check_t kick_check;
   uv_idle_t kick_idle;
-  struct http_xfer *pool[POOL_MAX];
-  int npool;
+  struct http_xfer **pool; /* finished transfers, ready for reuse */
+  int npool, pool_cap;
   struct sock_ctx **socks; /* by descriptor: the sockets libcurl has open */
   size_t nsocks;
   struct http_stats stats;
@@ -232,16 +237,25 @@ static void on_kick(uv_check_t *c) {
   if (eng->kicks == 0)
     return;
   uv_idle_stop(&eng->kick_idle);
-  /* A shard kicked again while this runs is served here or on the next turn (the idle
-   * handle is started again, so that turn does not block). */
-  for (int i = 0; i < eng->nshards && eng->kicks > 0; i++) {
+  /* At most KICK_BUDGET shards a turn, taken in turn from where the last turn stopped: a
+   * burst of new transfers (thousands spawned at once) then connects a few hundred at a
+   * time, and the loop polls between, so the first requests go out while the others are
+   * still connecting instead of after all of them. A shard kicked again while this runs
+   * is served on a later turn; the idle handle keeps those turns from blocking. */
+  int budget = KICK_BUDGET;
+  for (int n = 0; n < eng->nshards && eng->kicks > 0 && budget > 0; n++) {
+    int i = eng->kick_next;
+    eng->kick_next = (i + 1) % eng->nshards;
     struct http_shard *sh = eng->shards[i];
     if (!sh->kick_pending)
       continue;
     sh->kick_pending = 0;
     eng->kicks--;
+    budget--;
     socket_action(sh, CURL_SOCKET_TIMEOUT, 0);
   }
+  if (eng->kicks > 0 && !uv_is_active((uv_handle_t *)&eng->kick_idle))
+    uv_idle_start(&eng->kick_idle, on_kick_idle);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -358,6 +372,7 @@ void http_engine_free(struct http_engine *eng) {
 }
 
 void http_engine_release(struct http_engine *eng) {
+  free(eng->pool);
   free(eng->socks);
   free(eng);
 }
@@ -836,7 +851,15 @@ void http_xfer_free(struct http_xfer *x) {
   sse_free(&x->sse);
   if (x->hlen > 0)
     memset(x->harena, 0, x->hlen); /* it held the API key */
-  if (eng->closing || eng->npool == POOL_MAX) {
+  if (eng->npool == eng->pool_cap && !eng->closing && eng->pool_cap < POOL_MAX) {
+    int cap = eng->pool_cap ? eng->pool_cap * 2 : 256;
+    struct http_xfer **p = realloc(eng->pool, (size_t)cap * sizeof *p);
+    if (p != NULL) {
+      eng->pool = p;
+      eng->pool_cap = cap;
+    }
+  }
+  if (eng->closing || eng->npool == eng->pool_cap) {
     xfer_destroy(x);
     return;
   }

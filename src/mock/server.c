@@ -35,8 +35,9 @@ static void log_request(struct mock_conn *c, int completed) {
   struct mock_buf *b = &srv->logline;
   b->len = 0;
   double dur = (double)(uv_hrtime() - c->t0) / 1e6;
-  int rc = mock_buf_printf(b, "{\"seq\":%llu,\"conn\":%llu,\"method\":", (unsigned long long)c->seq,
-                           (unsigned long long)c->id);
+  int rc = mock_buf_printf(b, "{\"seq\":%llu,\"conn\":%llu,\"t_ms\":%.3f,\"method\":",
+                           (unsigned long long)c->seq, (unsigned long long)c->id,
+                           (double)(c->t0 - srv->t_start) / 1e6);
   rc = rc ? rc : mock_buf_json_str(b, c->method, strlen(c->method));
   rc = rc ? rc : mock_buf_adds(b, ",\"path\":");
   rc = rc ? rc : mock_buf_json_str(b, c->path, strlen(c->path));
@@ -627,6 +628,7 @@ int mock_main(int argc, char **argv) {
             uv_strerror(rc));
     goto done;
   }
+  srv->t_start = uv_hrtime();
   struct sockaddr_storage bound;
   int blen = sizeof bound;
   if ((rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen)) != 0)

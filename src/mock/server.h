@@ -218,6 +218,7 @@ struct mock_server {
   FILE *log;
   int log_dirty;
   uint64_t rng, seq, next_conn_id;
+  uint64_t t_start; /* uv_hrtime() when listening began: the log's t_ms counts from here */
   int nconns;
   struct mock_conn *conns;
   int stopping;

@@ -278,8 +278,10 @@ import json,sys
 rows=[json.loads(l) for l in open(sys.argv[1])]
 assert len(rows)==int(sys.argv[2]), (len(rows), sys.argv[2])
 assert [r["seq"] for r in rows]==list(range(1,len(rows)+1))
-keys={"seq","method","path","status","fault","stream","latency_ms","completed","body_hash"}
+keys={"seq","t_ms","method","path","status","fault","stream","latency_ms","completed","body_hash"}
 assert all(keys<=set(r) for r in rows)
+t=[r["t_ms"] for r in sorted(rows,key=lambda r:r["seq"])]
+assert t[0]>=0 and all(a<=b for a,b in zip(t,t[1:])), "t_ms must grow with seq"
 f={r["fault"]:r for r in rows}
 assert f["reset"]["completed"] is False and f["truncate"]["completed"] is False
 assert f["stall"]["completed"] is False and f["429"]["status"]==429
