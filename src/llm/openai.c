@@ -51,13 +51,15 @@ static void delta_blocks_free(struct delta_block *b) {
   }
 }
 
+static void chunk_memo_free(struct chunk_memo *m);
+
 void llm_response_free(struct llm_response *r) {
   for (int i = 0; i < r->nchoices; i++)
     free(r->choices[i].text.data);
   free(r->choices);
   free(r->deltas);
   delta_blocks_free(r->delta_blocks);
-  free(r->chunk_memo);
+  chunk_memo_free(r->chunk_memo);
   memset(r, 0, sizeof *r);
 }
 
@@ -763,8 +765,30 @@ struct chunk_memo {
   int seen_model, has_model, model_esc, seen_usage, usage_object, has_in, has_out, error_seen;
   size_t model_off, model_n;
   long long in, out;
+  /* The template: the last chunk read whole, around its one text. Most chunks of a stream
+   * repeat the previous one's bytes but for the text ({"index":0,"delta":{"content":"
+   * before it, "},"finish_reason":null}]} after it); when both sides match byte for byte,
+   * the parse is the template's with the new text, and only the text is scanned. */
+  struct chunk_tmpl *tmpl;
   char bytes[];
 };
+
+struct chunk_tmpl {
+  size_t mid_len;  /* from the "choices" key to the text's opening quote, inclusive */
+  size_t tail_len; /* from the text's closing quote, inclusive, to the end of the chunk */
+  int index, has_finish, finish_esc;
+  size_t finish_from_end, finish_n; /* the finish reason lies in the tail */
+  int usage_object, has_in, has_out, error_seen;
+  long long in, out;
+  char bytes[]; /* mid, then tail */
+};
+
+static void chunk_memo_free(struct chunk_memo *m) {
+  if (m) {
+    free(m->tmpl);
+    free(m);
+  }
+}
 
 #define MEMO_MAX 1024
 
@@ -803,8 +827,9 @@ static int fast_members(struct jcur *c, struct fast_doc *d, struct doc_state *st
           m->in = d->in;
           m->out = d->out;
           m->error_seen = d->error_seen;
+          m->tmpl = NULL;
           memcpy(m->bytes, text, n);
-          free(*memo);
+          chunk_memo_free(*memo);
           *memo = m;
         }
       }
@@ -852,6 +877,85 @@ static int fast_members(struct jcur *c, struct fast_doc *d, struct doc_state *st
   return more;
 }
 
+/* Keep a chunk just read whole (text[0..len), its parse in d) as the template, when it is
+ * one choice with a text, its start is the memo's and everything its parse took from
+ * after the text lies in the tail (a "model" after "choices" does not). */
+static void tmpl_record(struct chunk_memo *m, const struct fast_doc *d, const char *text,
+                        size_t len) {
+  if (m == NULL || d->nchoices != 1 || !d->choices_array || !d->choices[0].has_text)
+    return;
+  const struct fast_choice *fc = &d->choices[0];
+  const char *open = fc->text.s - 1, *close = fc->text.s + fc->text.n;
+  if (m->len >= len || open < text + m->len || memcmp(m->bytes, text, m->len) != 0)
+    return;
+  if (d->has_model && d->model.s + d->model.n > text + m->len)
+    return;
+  if (fc->has_finish && fc->finish.s < close)
+    return;
+  size_t mid = (size_t)(open + 1 - (text + m->len)), tail = (size_t)(text + len - close);
+  struct chunk_tmpl *t = m->tmpl;
+  if (t == NULL || t->mid_len + t->tail_len < mid + tail) {
+    free(m->tmpl);
+    m->tmpl = t = malloc(sizeof *t + mid + tail);
+    if (t == NULL)
+      return;
+  }
+  t->mid_len = mid;
+  t->tail_len = tail;
+  memcpy(t->bytes, text + m->len, mid);
+  memcpy(t->bytes + mid, close, tail);
+  t->index = fc->index;
+  t->has_finish = fc->has_finish;
+  t->finish_esc = fc->has_finish ? fc->finish.esc : 0;
+  t->finish_from_end = fc->has_finish ? (size_t)(text + len - fc->finish.s) : 0;
+  t->finish_n = fc->has_finish ? fc->finish.n : 0;
+  t->usage_object = d->usage_object;
+  t->has_in = d->has_in;
+  t->has_out = d->has_out;
+  t->in = d->in;
+  t->out = d->out;
+  t->error_seen = d->error_seen;
+}
+
+/* A chunk whose start matched the memo: when the bytes around its text are the
+ * template's, fill d as the whole parse would and say so (1); else 0, d untouched past
+ * what the memo set. */
+static int tmpl_apply(const struct chunk_memo *m, struct fast_doc *d, const char *text,
+                      size_t len) {
+  const struct chunk_tmpl *t = m->tmpl;
+  if (len < m->len + t->mid_len + t->tail_len ||
+      memcmp(text + m->len, t->bytes, t->mid_len) != 0)
+    return 0;
+  struct jcur c = {text + m->len + t->mid_len - 1, text + len};
+  struct jstr s;
+  if (j_used_string(&c, &s) != J_OK)
+    return 0;
+  const char *close = c.p - 1;
+  if ((size_t)(text + len - close) != t->tail_len ||
+      memcmp(close, t->bytes + t->mid_len, t->tail_len) != 0)
+    return 0;
+  struct fast_choice *fc = &d->choices[0];
+  memset(fc, 0, sizeof *fc);
+  fc->index = t->index;
+  fc->has_text = 1;
+  fc->text = s;
+  if (t->has_finish) {
+    fc->has_finish = 1;
+    fc->finish.s = text + len - t->finish_from_end;
+    fc->finish.n = t->finish_n;
+    fc->finish.esc = t->finish_esc;
+  }
+  d->nchoices = 1;
+  d->choices_seen = d->choices_array = 1;
+  d->usage_object = t->usage_object;
+  d->has_in = t->has_in;
+  d->has_out = t->has_out;
+  d->in = t->in;
+  d->out = t->out;
+  d->error_seen = t->error_seen;
+  return 1;
+}
+
 /* Read a body (text_key "message", strict, no memo) or a chunk (text_key "delta", with
  * the stream's memo). */
 static int fast_doc(struct fast_doc *d, const char *text, size_t len, const char *text_key,
@@ -877,15 +981,24 @@ static int fast_doc(struct fast_doc *d, const char *text, size_t len, const char
     d->in = m->in;
     d->out = m->out;
     d->error_seen = m->error_seen;
+    if (m->tmpl && tmpl_apply(m, d, text, len))
+      return J_OK;
     c.p = text + m->len;
-    return fast_members(&c, d, &st, text, text_key, strict, memo);
+    if (fast_members(&c, d, &st, text, text_key, strict, memo) != J_OK)
+      return J_UNSURE;
+    tmpl_record(*memo, d, text, len);
+    return J_OK;
   }
   j_ws(&c);
   if (j_open(&c, '{', '}', &empty) != J_OK)
     return J_UNSURE;
   if (empty)
     return J_OK;
-  return fast_members(&c, d, &st, text, text_key, strict, memo);
+  if (fast_members(&c, d, &st, text, text_key, strict, memo) != J_OK)
+    return J_UNSURE;
+  if (memo)
+    tmpl_record(*memo, d, text, len);
+  return J_OK;
 }
 
 /* Append a decoded string to a choice's text. */

@@ -301,6 +301,75 @@ static void mutated_chunks_after_a_shared_start_read_the_same_both_ways(void) {
   ML_CHECK_INT(disagreements, 0);
 }
 
+/* Chunks that repeat the bytes around their text: the fast path reads only the text of
+ * such a chunk and takes the rest from the last chunk it read whole (a template). Each
+ * pair below forms a template, then meets a chunk that matches it or misses it by a byte. */
+#define TPL_PFX PFX "[{\"index\":0,\"delta\":{\"content\":\""
+#define TPL_SFX "\"},\"logprobs\":null,\"finish_reason\":null}]}"
+#define TPL_STOP "\"},\"logprobs\":null,\"finish_reason\":\"st\\u006fp\"}]"
+static const char *const template_chunks[] = {
+    TPL_PFX "a" TPL_SFX,
+    TPL_PFX "bc" TPL_SFX,
+    TPL_PFX "" TPL_SFX,
+    TPL_PFX "esc \\\" \\u00e9 \\n \\ud83d\\ude00" TPL_SFX,
+    TPL_PFX "\\u0000 nul" TPL_SFX,
+    TPL_PFX "bad \\q" TPL_SFX,
+    TPL_PFX "raw\ttab" TPL_SFX,
+    TPL_PFX "d" TPL_STOP "}",
+    TPL_PFX "e" TPL_STOP "}",
+    TPL_PFX "f" TPL_STOP ",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}",
+    TPL_PFX "g" TPL_STOP ",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}",
+    TPL_PFX "h" TPL_STOP ",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}",
+    PFX "[{\"index\":2,\"delta\":{\"content\":\"i\"}}],\"model\":\"late\"}",
+    PFX "[{\"index\":2,\"delta\":{\"content\":\"j\"}}],\"model\":\"later\"}",
+    TPL_PFX "k" TPL_SFX,
+    TPL_PFX "l\"" TPL_SFX,
+    TPL_PFX "m" TPL_SFX " ",
+    TPL_PFX "n" TPL_SFX,
+    TPL_PFX "o\"},{\"index\":1,\"delta\":{\"content\":\"p\"}}]}",
+    TPL_PFX "q\"},{\"index\":1,\"delta\":{\"content\":\"r\"}}]}",
+    TPL_PFX "s\",\"content\":\"second\"}}],\"error\":1}",
+    TPL_PFX "t\",\"content\":\"second\"}}],\"error\":1}",
+    PFX "[{\"index\":0,\"delta\":{\"content\":7}}]}",
+    TPL_PFX "u" TPL_SFX,
+    TPL_PFX "cut",
+    TPL_PFX "v" TPL_SFX "}",
+    TPL_PFX "w" TPL_SFX,
+};
+
+static void template_chunks_read_the_same_both_ways(void) {
+  int n = (int)(sizeof template_chunks / sizeof template_chunks[0]);
+  ML_CHECK(stream_agrees(template_chunks, n, 1));
+  ML_CHECK(stream_agrees(template_chunks, n, 0));
+  for (int i = 0; i + 1 < n; i++) /* every chunk after every other as its template */
+    for (int j = 0; j < n; j++) {
+      const char *two[] = {template_chunks[i], template_chunks[j]};
+      ML_CHECK(stream_agrees(two, 2, 1));
+    }
+}
+
+/* A template, then chunks mutated anywhere: in the text, around it, in the start. */
+static void mutated_chunks_after_a_template_read_the_same_both_ways(void) {
+  uint64_t rng = 0xbb67ae8584caa73bULL;
+  int disagreements = 0;
+  for (int round = 0; round < 5000 && disagreements < 5; round++) {
+    char bufs[4][512];
+    const char *events[4];
+    const char *seed = template_chunks[rng_next(&rng) % 12];
+    for (int e = 0; e < 4; e++) {
+      size_t len = strlen(seed);
+      memcpy(bufs[e], seed, len);
+      if (e >= 2)
+        mutate(bufs[e], &len, sizeof bufs[e] - 1, &rng);
+      bufs[e][len] = '\0';
+      events[e] = bufs[e];
+    }
+    if (!stream_agrees(events, 4, 1))
+      disagreements++;
+  }
+  ML_CHECK_INT(disagreements, 0);
+}
+
 static void mutated_chunks_read_the_same_both_ways(void) {
   uint64_t rng = 0x2545f4914f6cdd1dULL;
   int disagreements = 0;
@@ -324,4 +393,6 @@ ML_TEST_MAIN(ML_CASE(bodies_read_the_same_both_ways), ML_CASE(nul_bytes_read_the
              ML_CASE(chunks_read_the_same_both_ways),
              ML_CASE(mutated_chunks_read_the_same_both_ways),
              ML_CASE(stream_chunks_sharing_a_start_read_the_same_both_ways),
-             ML_CASE(mutated_chunks_after_a_shared_start_read_the_same_both_ways))
+             ML_CASE(mutated_chunks_after_a_shared_start_read_the_same_both_ways),
+             ML_CASE(template_chunks_read_the_same_both_ways),
+             ML_CASE(mutated_chunks_after_a_template_read_the_same_both_ways))
