@@ -16,6 +16,19 @@ if [ $# -ne 1 ] || [ ! -x "$1" ]; then
   exit 2
 fi
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+# An unoptimised build measures the compiler, not moonloop (a Debug build read stream
+# chunks at three times the instructions): say so before spending five minutes on it.
+BUILD_TYPE=unknown
+if [ -f "$(dirname "$BIN")/CMakeCache.txt" ]; then
+  BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$BIN")/CMakeCache.txt")
+  case $BUILD_TYPE in
+    Release | RelWithDebInfo | MinSizeRel) ;;
+    *)
+      echo "bench: warning: $BIN is a '${BUILD_TYPE:-untyped}' build (not optimised); its numbers are" \
+        "not moonloop's. Rebuild: cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo" >&2
+      ;;
+  esac
+fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 FLOOD=$HERE/chat_flood.lua
 RUNS=${BENCH_RUNS:-3}
@@ -558,7 +571,7 @@ for s in $ONLY; do
 done
 
 echo
-echo "moonloop bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, curl $CURL_VERSION, median of $RUNS run(s), $(awk -v a="$T_START" -v b="$(now_ns)" 'BEGIN { printf "%.0f s", (b - a) / 1e9 }') in all"
+echo "moonloop bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, curl $CURL_VERSION, ${BUILD_TYPE:-untyped} build, median of $RUNS run(s), $(awk -v a="$T_START" -v b="$(now_ns)" 'BEGIN { printf "%.0f s", (b - a) / 1e9 }') in all"
 if [ "${#ROWS[@]}" -gt 0 ]; then
   echo
   echo "| scenario | K | N | client | req/s | CPU ms/req | peak RSS KB | efficiency | notes |"
