@@ -27,6 +27,14 @@ local function split_lines(s)
   return lines
 end
 
+-- The same lines with their bytes as they are: a "\r" before the "\n" stays. Line i here
+-- is line i of split_lines (both split at every "\n"), so the two share line numbers.
+local function raw_lines(s)
+  local lines = {}
+  for line in (s .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line end
+  return lines
+end
+
 local function is_marker(line)
   return line:match("^%s*%-%-%s*@editable") ~= nil or line:match("^%s*%-%-%s*@end%s*$") ~= nil
 end
@@ -84,15 +92,20 @@ local function region_names(regions)
   return table.concat(names, ", ")
 end
 
--- Rebuild a source with new region bodies: bodies = { name = "new text" }.
+-- Rebuild a source with new region bodies: bodies = { name = "new text" }. Every line
+-- outside the new bodies keeps its bytes, a CRLF line ending included (a "\r" dropped
+-- from a frozen line would be a change outside the regions).
 function M.rebuild(source, regions, bodies)
-  local lines, out, r, i = split_lines(source), {}, 1, 1
+  local lines, out, r, i = raw_lines(source), {}, 1, 1
   while i <= #lines do
     local reg = regions[r]
     if reg and i == reg.first then
       local body = bodies[reg.name]
-      if body == nil then body = reg.text end
-      if body ~= "" or reg.last >= reg.first then out[#out + 1] = body end
+      if body == nil then
+        for j = reg.first, reg.last do out[#out + 1] = lines[j] end
+      elseif body ~= "" or reg.last >= reg.first then
+        out[#out + 1] = body
+      end
       i = reg.close
       r = r + 1
     else

@@ -145,4 +145,23 @@ t.test("diff shows the changed lines with context and is empty for equal texts",
   t.ok(d2:find("+c", 1, true), d2)
 end)
 
+t.test("an edit keeps every byte outside its region, CRLF line endings included", function()
+  -- A file saved with CRLF endings, one frozen line with a stray extra "\r" (what the
+  -- fuzzer found: a rebuild that re-split lines at "\r?\n" dropped one "\r" per line).
+  local crlf = SRC:gsub("\n", "\r\n"):gsub("name = \"x\",", "name = \"x\",\r")
+  local new, info = edit.apply(crlf, "BEGIN REGION refine_prompt\n  refine_prompt = \"Again.\",\nEND REGION\n",
+    { format = "rewrite" })
+  t.ok(new, info)
+  t.ok(new:find("refine_prompt = \"Again.\",", 1, true), new)
+  local before = crlf:gsub("  %-%- @editable refine_prompt.-%-%- @end", "")
+  local after = new:gsub("  %-%- @editable refine_prompt.-%-%- @end", "")
+  t.eq(after, before, "the bytes outside refine_prompt")
+  t.ok(new:find("name = \"x\",\r\r\n", 1, true), "the stray \\r is still there")
+  t.ok(new:find("-- @editable challenger_prompt\r\n  challenger_prompt = [[\r\n", 1, true),
+    "the untouched region keeps its CRLF endings")
+  t.eq(edit.frozen_hash(crlf), edit.frozen_hash(new), "frozen hash")
+  local lf = edit.apply(SRC, "BEGIN REGION refine_prompt\nx\nEND REGION\n", { format = "rewrite" })
+  t.eq(edit.frozen(lf), edit.frozen(SRC), "LF files: frozen text as before")
+end)
+
 t.done()
