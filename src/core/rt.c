@@ -173,7 +173,7 @@ int rt_init(struct ml_rt *rt, char *err, size_t errlen) {
    * default). A run keeps thousands of requests in flight, each with a coroutine and a
    * few tables, and makes a few KB of garbage per answer: at 10,000 in flight this holds
    * 2.7 KB less per request, and the smaller heap costs fewer page faults than the extra
-   * marking costs (tests/bench/README.md, "Memory"). */
+   * marking costs (tests/bench/README.md, "Where the time went"). */
   lua_gc(L, LUA_GCINC, RT_GC_PAUSE, 0, 0);
   *(struct ml_rt **)lua_getextraspace(L) = rt; /* inherited by every coroutine */
   luaL_openlibs(L);
