@@ -794,6 +794,7 @@ static void chunk_memo_free(struct chunk_memo *m) {
 
 struct doc_state {
   int seen_model, seen_usage;
+  int memo_ok; /* the memo holds this text's first bytes (matched, or just made from them) */
 };
 
 /* The members of a body's or chunk's top-level object, from c (at a key) to its end. */
@@ -808,10 +809,11 @@ static int fast_members(struct jcur *c, struct fast_doc *d, struct doc_state *st
       return J_UNSURE;
     int ch = j_peek(c);
     if (!d->choices_seen && KEY_IS(&k, "choices")) {
-      if (memo && (size_t)(key_at - text) <= MEMO_MAX &&
-          (*memo == NULL || (*memo)->len != (size_t)(key_at - text) ||
-           memcmp((*memo)->bytes, text, (*memo)->len) != 0)) {
-        size_t n = (size_t)(key_at - text);
+      size_t n = (size_t)(key_at - text);
+      if (memo && !st->memo_ok && n <= MEMO_MAX && *memo != NULL && (*memo)->len == n &&
+          memcmp((*memo)->bytes, text, n) == 0) {
+        st->memo_ok = 1; /* the memo was made from this start */
+      } else if (memo && !st->memo_ok && n <= MEMO_MAX) {
         struct chunk_memo *m = malloc(sizeof *m + n);
         if (m) {
           m->len = n;
@@ -831,6 +833,7 @@ static int fast_members(struct jcur *c, struct fast_doc *d, struct doc_state *st
           memcpy(m->bytes, text, n);
           chunk_memo_free(*memo);
           *memo = m;
+          st->memo_ok = 1;
         }
       }
       d->choices_seen = 1;
@@ -880,13 +883,14 @@ static int fast_members(struct jcur *c, struct fast_doc *d, struct doc_state *st
 /* Keep a chunk just read whole (text[0..len), its parse in d) as the template, when it is
  * one choice with a text, its start is the memo's and everything its parse took from
  * after the text lies in the tail (a "model" after "choices" does not). */
-static void tmpl_record(struct chunk_memo *m, const struct fast_doc *d, const char *text,
-                        size_t len) {
-  if (m == NULL || d->nchoices != 1 || !d->choices_array || !d->choices[0].has_text)
+static void tmpl_record(struct chunk_memo *m, const struct doc_state *st,
+                        const struct fast_doc *d, const char *text, size_t len) {
+  if (m == NULL || !st->memo_ok || d->nchoices != 1 || !d->choices_array ||
+      !d->choices[0].has_text)
     return;
   const struct fast_choice *fc = &d->choices[0];
   const char *open = fc->text.s - 1, *close = fc->text.s + fc->text.n;
-  if (m->len >= len || open < text + m->len || memcmp(m->bytes, text, m->len) != 0)
+  if (m->len >= len || open < text + m->len)
     return;
   if (d->has_model && d->model.s + d->model.n > text + m->len)
     return;
@@ -961,7 +965,7 @@ static int tmpl_apply(const struct chunk_memo *m, struct fast_doc *d, const char
 static int fast_doc(struct fast_doc *d, const char *text, size_t len, const char *text_key,
                     int strict, struct chunk_memo **memo) {
   struct jcur c = {text, text + len};
-  struct doc_state st = {0, 0};
+  struct doc_state st = {0, 0, 0};
   int empty;
   d->nchoices = d->choices_seen = d->choices_array = d->usage_object = 0;
   d->has_in = d->has_out = d->has_model = d->error_seen = 0;
@@ -983,10 +987,11 @@ static int fast_doc(struct fast_doc *d, const char *text, size_t len, const char
     d->error_seen = m->error_seen;
     if (m->tmpl && tmpl_apply(m, d, text, len))
       return J_OK;
+    st.memo_ok = 1;
     c.p = text + m->len;
     if (fast_members(&c, d, &st, text, text_key, strict, memo) != J_OK)
       return J_UNSURE;
-    tmpl_record(*memo, d, text, len);
+    tmpl_record(*memo, &st, d, text, len);
     return J_OK;
   }
   j_ws(&c);
@@ -997,7 +1002,7 @@ static int fast_doc(struct fast_doc *d, const char *text, size_t len, const char
   if (fast_members(&c, d, &st, text, text_key, strict, memo) != J_OK)
     return J_UNSURE;
   if (memo)
-    tmpl_record(*memo, d, text, len);
+    tmpl_record(*memo, &st, d, text, len);
   return J_OK;
 }
 
