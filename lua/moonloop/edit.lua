@@ -20,18 +20,12 @@ local M = {}
 M.MAX_ANSWER = 256 * 1024 -- bytes of model output we look at
 M.MAX_REGION = 64 * 1024  -- bytes a region may grow to
 
-local function split_lines(s)
+-- Lines without their "\r\n" or "\n"; with keep_cr, a "\r" before the "\n" stays (the
+-- bytes as they are). Both split at every "\n", so line numbers are the same either way.
+local function split_lines(s, keep_cr)
   local lines = {}
-  for line in (s .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
+  for line in (s .. "\n"):gmatch(keep_cr and "(.-)\n" or "(.-)\r?\n") do lines[#lines + 1] = line end
   -- "a\n" splits into {"a", ""}: the last empty entry stands for the final newline.
-  return lines
-end
-
--- The same lines with their bytes as they are: a "\r" before the "\n" stays. Line i here
--- is line i of split_lines (both split at every "\n"), so the two share line numbers.
-local function raw_lines(s)
-  local lines = {}
-  for line in (s .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line end
   return lines
 end
 
@@ -96,7 +90,7 @@ end
 -- outside the new bodies keeps its bytes, a CRLF line ending included (a "\r" dropped
 -- from a frozen line would be a change outside the regions).
 function M.rebuild(source, regions, bodies)
-  local lines, out, r, i = raw_lines(source), {}, 1, 1
+  local lines, out, r, i = split_lines(source, true), {}, 1, 1
   while i <= #lines do
     local reg = regions[r]
     if reg and i == reg.first then
