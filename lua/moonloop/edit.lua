@@ -24,7 +24,8 @@ M.MAX_REGION = 64 * 1024  -- bytes a region may grow to
 -- bytes as they are). Both split at every "\n", so line numbers are the same either way.
 local function split_lines(s, keep_cr)
   local lines = {}
-  for line in (s .. "\n"):gmatch(keep_cr and "(.-)\n" or "(.-)\r?\n") do lines[#lines + 1] = line end
+  local pattern = keep_cr and "(.-)\n" or "(.-)\r?\n"
+  for line in (s .. "\n"):gmatch(pattern) do lines[#lines + 1] = line end
   -- "a\n" splits into {"a", ""}: the last empty entry stands for the final newline.
   return lines
 end
