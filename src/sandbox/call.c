@@ -357,33 +357,41 @@ static void clean_error(lua_State *L) {
 
 static int call_step(lua_State *L, int nargs);
 
-static int call_resume(lua_State *L, struct sbx_call *c, int nargs, int *nres) {
+/* What running inside a call replaces: the runtime's active sandbox and the sandbox's
+ * current call. call_enter makes c current (charging memory and time to its sandbox);
+ * call_leave puts back what was there. */
+struct call_scope {
+  struct ml_sandbox *active;
+  struct sbx_call *call;
+};
+
+static struct call_scope call_enter(struct sbx_call *c) {
   struct ml_sandbox *sb = c->sb;
-  struct ml_rt *rt = sb->rt;
-  struct ml_sandbox *saved = rt->active_sandbox;
-  struct sbx_call *saved_call = sb->call;
-  rt->active_sandbox = sb;
+  struct call_scope saved = {sb->rt->active_sandbox, sb->call};
+  sb->rt->active_sandbox = sb;
   sb->call = c;
   c->resume_ns = uv_hrtime();
+  return saved;
+}
+
+static void call_leave(struct sbx_call *c, struct call_scope saved) {
+  c->sb->call = saved.call;
+  c->sb->rt->active_sandbox = saved.active;
+}
+
+static int call_resume(lua_State *L, struct sbx_call *c, int nargs, int *nres) {
+  struct call_scope saved = call_enter(c);
   int status = lua_resume(c->inner, L, nargs, nres);
   c->active_ns += uv_hrtime() - c->resume_ns;
-  sb->call = saved_call;
-  rt->active_sandbox = saved;
+  call_leave(c, saved);
   return status;
 }
 
 /* Run the to-be-closed variables of a call that ends early, charged to the sandbox. */
 static void call_close_inner(struct sbx_call *c) {
-  struct ml_sandbox *sb = c->sb;
-  struct ml_rt *rt = sb->rt;
-  struct ml_sandbox *saved = rt->active_sandbox;
-  struct sbx_call *saved_call = sb->call;
-  rt->active_sandbox = sb;
-  sb->call = c;
-  c->resume_ns = uv_hrtime();
-  sbx_close_thread(sb, c->inner);
-  sb->call = saved_call;
-  rt->active_sandbox = saved;
+  struct call_scope saved = call_enter(c);
+  sbx_close_thread(c->sb, c->inner);
+  call_leave(c, saved);
 }
 
 static int call_finish(lua_State *L, struct sbx_call *c, int status, int nres) {
