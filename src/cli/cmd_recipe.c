@@ -18,14 +18,5 @@ int cmd_recipe(int argc, char **argv) {
   }
   const char *run_options[] = {"trusted=1", NULL};
   struct ml_options opts = {NULL, 1, ML_LEVEL_WARN, run_options};
-  char err[1024];
-  ml_runtime *m;
-  int code = ml_runtime_new(&m, &opts, err, sizeof err);
-  if (code != 0) {
-    fprintf(stderr, "moonloop: %s\n", err);
-    return code;
-  }
-  code = ml_runtime_run_file(m, path, argc - 1, argv + 1);
-  ml_runtime_free(m);
-  return code;
+  return cli_run_file(&opts, path, argc - 1, argv + 1, "moonloop");
 }

@@ -94,14 +94,5 @@ int cmd_report(int argc, char **argv) {
    * the sqlite module and writes the page with fs. */
   static const char *const run_options[] = {"trusted=true", NULL};
   struct ml_options opts = {NULL, 1, ML_LEVEL_WARN, run_options};
-  char err[1024];
-  ml_runtime *m;
-  int code = ml_runtime_new(&m, &opts, err, sizeof err);
-  if (code != 0) {
-    fprintf(stderr, "moonloop report: %s\n", err);
-    return code;
-  }
-  code = ml_runtime_run_file(m, entry, text ? 2 : 1, args);
-  ml_runtime_free(m);
-  return code;
+  return cli_run_file(&opts, entry, text ? 2 : 1, args, "moonloop report");
 }

@@ -64,6 +64,40 @@ static const char run_usage[] =
     "left waiting on nothing; 2 bad usage, a config or script that does not load; 3 the\n"
     "budget or request cap was reached (resumable); 130 interrupted with Ctrl-C.\n";
 
+/* A sanitizer build frees everything at exit, so LeakSanitizer judges the teardown. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ML_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ML_SANITIZED 1
+#endif
+#endif
+#ifndef ML_SANITIZED
+#define ML_SANITIZED 0
+#endif
+
+static int full_teardown(void) {
+  const char *v = getenv("MOONLOOP_FULL_TEARDOWN");
+  return ML_SANITIZED || (v != NULL && v[0] != '\0' && strcmp(v, "0") != 0);
+}
+
+int cli_run_file(const struct ml_options *o, const char *path, int argc, char **argv,
+                 const char *who) {
+  char err[1024];
+  ml_runtime *m;
+  int code = ml_runtime_new(&m, o, err, sizeof err);
+  if (code != 0) {
+    fprintf(stderr, "%s: %s%s\n", who, code == ML_EXIT_USAGE ? "config: " : "", err);
+    return code;
+  }
+  code = ml_runtime_run_file(m, path, argc, argv);
+  if (full_teardown())
+    ml_runtime_free(m);
+  else
+    ml_runtime_free_for_exit(m); /* the process exits next: see rt_close_for_exit */
+  return code;
+}
+
 int cmd_run(int argc, char **argv) {
   const char *config_path = NULL;
   const char *resume = NULL;
@@ -182,17 +216,8 @@ int cmd_run(int argc, char **argv) {
     return ML_EXIT_USAGE;
   }
 
-  char err[1024];
   struct ml_options opts = {config_path, offline, level, run_options};
-  ml_runtime *m;
-  int code = ml_runtime_new(&m, &opts, err, sizeof err);
-  if (code != 0) {
-    fprintf(stderr, "moonloop: %s%s\n", code == ML_EXIT_USAGE ? "config: " : "", err);
-    return code;
-  }
-  code = ml_runtime_run_file(m, script, nargs, script_args);
-  ml_runtime_free(m);
-  return code;
+  return cli_run_file(&opts, script, nargs, script_args, "moonloop");
 }
 
 /* moonloop check [--config FILE] RECIPE.lua: the recipe is loaded as `run` would, then
@@ -225,14 +250,5 @@ int cmd_check(int argc, char **argv) {
   }
   const char *run_options[] = {"mode=check", NULL};
   struct ml_options opts = {config_path, 0, ML_LEVEL_WARN, run_options};
-  char err[1024];
-  ml_runtime *m;
-  int code = ml_runtime_new(&m, &opts, err, sizeof err);
-  if (code != 0) {
-    fprintf(stderr, "moonloop: %s%s\n", code == ML_EXIT_USAGE ? "config: " : "", err);
-    return code;
-  }
-  code = ml_runtime_run_file(m, argv[i], 0, NULL);
-  ml_runtime_free(m);
-  return code;
+  return cli_run_file(&opts, argv[i], 0, NULL, "moonloop");
 }

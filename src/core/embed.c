@@ -125,3 +125,8 @@ void ml_runtime_free(ml_runtime *m) {
   rt_close(&m->rt);
   free(m);
 }
+
+void ml_runtime_free_for_exit(ml_runtime *m) {
+  if (m != NULL)
+    rt_close_for_exit(&m->rt);
+}

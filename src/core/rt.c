@@ -224,9 +224,9 @@ static void close_any(uv_handle_t *h, void *arg) {
     uv_close(h, NULL);
 }
 
-void rt_close(struct ml_rt *rt) {
-  /* Undo the waits of tasks that never finished, so no timer or transfer outlives the
-   * Lua objects it points into. */
+/* Undo the waits of tasks that never finished, so no timer or transfer outlives the Lua
+ * objects it points into. */
+static void undo_waits(struct ml_rt *rt) {
   for (struct ml_task *t = rt->all_tasks; t; t = t->next_live) {
     if (t->state == TASK_WAITING && t->wait_cleanup) {
       sched_cleanup_fn cleanup = t->wait_cleanup;
@@ -234,6 +234,10 @@ void rt_close(struct ml_rt *rt) {
       cleanup(t, t->wait_data);
     }
   }
+}
+
+void rt_close(struct ml_rt *rt) {
+  undo_waits(rt);
   if (rt->L) {
     lua_close(rt->L); /* frees requests: their transfers go back to the engine */
     rt->L = NULL;
@@ -249,6 +253,25 @@ void rt_close(struct ml_rt *rt) {
   }
   uv_loop_close(&rt->loop);
   curl_global_cleanup();
+}
+
+/* lua_close's allocator on the way out: allocations still work (finalizers may build
+ * strings), frees are left to the exit. */
+static void *exit_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  (void)osize;
+  return nsize == 0 ? NULL : realloc(ptr, nsize);
+}
+
+void rt_close_for_exit(struct ml_rt *rt) {
+  undo_waits(rt);
+  if (rt->L) {
+    lua_setallocf(rt->L, exit_alloc, NULL);
+    lua_close(rt->L); /* every __gc runs: files flush and close, databases close */
+    rt->L = NULL;
+  }
+  llm_close(rt); /* closes the response cache's database */
+  fflush(NULL);
 }
 
 void rt_set_cli_options(lua_State *L, const char *const *opts) {
