@@ -4,7 +4,9 @@
  *  - never call into libcurl's multi API from inside a libcurl callback; completions are
  *    delivered from drain_done(), which runs after curl_multi_socket_action returns;
  *  - drain curl_multi_info_read after every socket_action, whatever `running` says;
- *  - a poll handle is closed in libcurl's close-socket callback, before the fd is closed;
+ *  - libcurl's sockets sit in an epoll set of the engine's own, which the loop polls as one
+ *    descriptor; events are matched to sockets by descriptor and generation, so an event
+ *    for a socket closed earlier in the same batch is dropped, not given to its successor;
  *  - a zero timeout from libcurl is served from the check phase, not by re-arming a timer
  *    inside a timer callback (libuv 1.44 would run it again in the same phase);
  *  - every transfer has its own timer for the total and idle deadlines, so a stalled
@@ -17,13 +19,18 @@
  *    initialised and their buffers allocated, so a new one costs a few setopts;
  *  - transfers are spread over several multi handles once one holds SHARD_FILL of them:
  *    libcurl 7.88 walks a host's whole connection list to find a free connection for
- *    each new transfer, which at thousands of connections costs more than the request. */
+ *    each new transfer, which at thousands of connections costs more than the request;
+ *  - a new connection costs two epoll_ctl calls (watch for writable, then readable) and
+ *    closing it none. With a libuv poll handle per socket it cost seven system calls
+ *    (uv_poll_init's probe adds and removes the descriptor and sets it non-blocking again,
+ *    and every uv_poll_start removes it before adding it back) and an eighth at close. */
 #include "http/engine.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #if LIBCURL_VERSION_NUM < 0x075000
@@ -46,6 +53,8 @@
 #define KEEP_BODY_CAP ((size_t)64 << 10)
 #define KEEP_HEADER_CAP ((size_t)4 << 10)
 #define RESP_MIN_CAP ((size_t)1024)
+/* Socket events taken from the engine's epoll set per loop turn; more wait for the next. */
+#define EVENT_BATCH 256
 
 struct http_shard {
   struct http_engine *eng;
@@ -56,14 +65,14 @@ struct http_shard {
 };
 
 /* A socket libcurl has shown us. It lives until libcurl closes the socket (through
- * on_close_socket), not just while a transfer uses it: an idle kept-alive connection keeps
- * its poll handle, so that reusing it costs no epoll_ctl (libuv's uv_poll_start removes
- * and re-adds the descriptor even when nothing changes, so it is only called on change). */
+ * on_close_socket), not just while a transfer uses it: an idle kept-alive connection stays
+ * in the epoll set waiting for readability, what the next transfer on it waits for, so
+ * reusing it costs no epoll_ctl. */
 struct sock_ctx {
-  uv_poll_t poll; /* first member: the handle's address is the context's */
   curl_socket_t fd;
+  uint32_t gen;             /* tells this socket from an earlier one with the same number */
   struct http_shard *shard; /* the multi handle watching it; NULL while it idles in a pool */
-  int events;               /* what the poll handle waits for (0: stopped) */
+  uint32_t events;          /* EPOLLIN | EPOLLOUT it is registered for (0: not in the set) */
 };
 
 struct http_engine {
@@ -78,6 +87,9 @@ struct http_engine {
   int npool, pool_cap;
   struct sock_ctx **socks; /* by descriptor: the sockets libcurl has open */
   size_t nsocks;
+  uint32_t sock_gen;
+  int epfd;          /* the epoll set of every socket libcurl wants watched */
+  uv_poll_t ep_poll; /* the loop's watch on epfd */
   struct http_stats stats;
   int closing;
   int verbose;  /* MOONLOOP_CURL_VERBOSE=1: libcurl's own trace on stderr, for debugging */
@@ -96,41 +108,56 @@ static void socket_action(struct http_shard *sh, curl_socket_t fd, int flags) {
   drain_done(sh);
 }
 
-static void sock_watch(struct sock_ctx *ctx, int events) {
+/* Registers ctx for events (EPOLLIN, EPOLLOUT; 0 takes it out of the set), changing the
+ * set only when they change. Returns 0, or -1 when epoll_ctl refuses. */
+static int sock_watch(struct http_engine *eng, struct sock_ctx *ctx, uint32_t events) {
   if (events == ctx->events)
-    return;
-  if (events == 0)
-    uv_poll_stop(&ctx->poll);
-  else
-    uv_poll_start(&ctx->poll, events, ctx->poll.poll_cb);
+    return 0;
+  struct epoll_event ev = {.events = events,
+                           .data.u64 = (uint64_t)ctx->gen << 32 | (uint32_t)ctx->fd};
+  int op = events == 0 ? EPOLL_CTL_DEL : ctx->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  if (epoll_ctl(eng->epfd, op, ctx->fd, &ev) != 0)
+    return -1;
   ctx->events = events;
-}
-
-static void on_poll(uv_poll_t *h, int status, int events) {
-  struct sock_ctx *ctx = (struct sock_ctx *)h;
-  if (ctx->shard == NULL) {
-    /* An idle connection became readable: the server closed it or sent something
-     * unasked. libcurl finds out when it next picks the connection; until then, stop
-     * watching, or the loop would spin on it. */
-    sock_watch(ctx, 0);
-    return;
-  }
-  int flags = 0;
-  if (status < 0)
-    flags = CURL_CSELECT_ERR;
-  if (events & UV_READABLE)
-    flags |= CURL_CSELECT_IN;
-  if (events & UV_WRITABLE)
-    flags |= CURL_CSELECT_OUT;
-  socket_action(ctx->shard, ctx->fd, flags);
-}
-
-static void sock_closed(uv_handle_t *h) {
-  free(h);
+  return 0;
 }
 
 static struct sock_ctx *sock_find(const struct http_engine *eng, curl_socket_t s) {
   return s >= 0 && (size_t)s < eng->nsocks ? eng->socks[s] : NULL;
+}
+
+/* The engine's epoll set has events: hand up to EVENT_BATCH of them to libcurl. The loop
+ * polls the set level-triggered, so what is left comes back next turn. */
+static void on_sockets_ready(uv_poll_t *h, int status, int events) {
+  struct http_engine *eng = h->data;
+  (void)status;
+  (void)events;
+  struct epoll_event ev[EVENT_BATCH];
+  int n = epoll_wait(eng->epfd, ev, EVENT_BATCH, 0);
+  for (int i = 0; i < n; i++) {
+    curl_socket_t fd = (curl_socket_t)(uint32_t)ev[i].data.u64;
+    struct sock_ctx *ctx = sock_find(eng, fd);
+    /* Closed, replaced or taken out of the set by an earlier event of this batch. */
+    if (ctx == NULL || ctx->gen != (uint32_t)(ev[i].data.u64 >> 32) || ctx->events == 0)
+      continue;
+    if (ctx->shard == NULL) {
+      /* An idle connection became readable: the server closed it or sent something
+       * unasked. libcurl finds out when it next picks the connection; until then, stop
+       * watching, or the loop would spin on it. */
+      sock_watch(eng, ctx, 0);
+      continue;
+    }
+    /* A hang-up or an error wakes whatever the socket waits for, so libcurl reads the end
+     * of the stream or the error from the socket itself. */
+    uint32_t e = ev[i].events;
+    uint32_t woke = e & (EPOLLERR | EPOLLHUP) ? ctx->events : e & ctx->events;
+    int flags = e & EPOLLERR ? CURL_CSELECT_ERR : 0;
+    if (woke & EPOLLIN)
+      flags |= CURL_CSELECT_IN;
+    if (woke & EPOLLOUT)
+      flags |= CURL_CSELECT_OUT;
+    socket_action(ctx->shard, fd, flags);
+  }
 }
 
 static struct sock_ctx *sock_new(struct http_engine *eng, curl_socket_t s) {
@@ -150,15 +177,8 @@ static struct sock_ctx *sock_new(struct http_engine *eng, curl_socket_t s) {
   struct sock_ctx *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL)
     return NULL;
-  if (uv_poll_init_socket(eng->loop, &ctx->poll, s) != 0) {
-    free(ctx);
-    return NULL;
-  }
   ctx->fd = s;
-  ctx->poll.poll_cb = on_poll;
-  /* Idle keep-alive connections must not keep the loop (and the process) alive; the
-   * transfers' own timers do that while requests are in flight. */
-  uv_unref((uv_handle_t *)&ctx->poll);
+  ctx->gen = ++eng->sock_gen;
   eng->socks[s] = ctx;
   return ctx;
 }
@@ -172,7 +192,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
       /* Back in the connection pool: keep waiting for readability (what the next
        * transfer on it waits for, so reusing it changes nothing) and ignore events. */
       ctx->shard = NULL;
-      sock_watch(ctx, ctx->events & UV_READABLE);
+      sock_watch(sh->eng, ctx, ctx->events & EPOLLIN);
       curl_multi_assign(sh->multi, s, NULL);
     }
     return 0;
@@ -182,23 +202,23 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
   if (socketp == NULL)
     curl_multi_assign(sh->multi, s, ctx);
   ctx->shard = sh;
-  int events = 0;
+  uint32_t events = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-    events |= UV_READABLE;
+    events |= EPOLLIN;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-    events |= UV_WRITABLE;
-  sock_watch(ctx, events);
-  return 0;
+    events |= EPOLLOUT;
+  return sock_watch(sh->eng, ctx, events);
 }
 
-/* libcurl closes a socket: the poll handle goes first (uv_close takes the descriptor out
- * of epoll now), so the number can be reused by the next socket without confusion. */
+/* libcurl closes a socket. Closing the descriptor takes it out of the epoll set (libcurl
+ * never duplicates one); an event for it still in this turn's batch finds no context, or
+ * one of another generation, and is dropped. */
 static int on_close_socket(void *clientp, curl_socket_t s) {
   struct http_engine *eng = clientp;
   struct sock_ctx *ctx = sock_find(eng, s);
   if (ctx) {
     eng->socks[s] = NULL;
-    uv_close((uv_handle_t *)&ctx->poll, sock_closed);
+    free(ctx);
   }
   return close(s);
 }
@@ -312,6 +332,13 @@ static void shard_closed(uv_handle_t *h) {
 
 static void xfer_destroy(struct http_xfer *x);
 
+/* The close callback of a half-made engine's poll handle: the last of it to go. */
+static void engine_abandoned(uv_handle_t *h) {
+  struct http_engine *eng = h->data;
+  close(eng->epfd);
+  free(eng);
+}
+
 int http_engine_new(struct http_engine **out, uv_loop_t *loop, char *err, size_t errlen) {
   struct http_engine *eng = calloc(1, sizeof *eng);
   if (eng == NULL) {
@@ -332,9 +359,22 @@ int http_engine_new(struct http_engine **out, uv_loop_t *loop, char *err, size_t
     if (p != NULL && p[0] != '\0')
       eng->no_proxy = 0;
   }
+  eng->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (eng->epfd < 0 || uv_poll_init(loop, &eng->ep_poll, eng->epfd) != 0) {
+    snprintf(err, errlen, "cannot create an epoll set for the HTTP engine");
+    if (eng->epfd >= 0)
+      close(eng->epfd);
+    free(eng);
+    return -1;
+  }
+  eng->ep_poll.data = eng;
+  uv_poll_start(&eng->ep_poll, UV_READABLE, on_sockets_ready);
+  /* Idle keep-alive connections must not keep the loop (and the process) alive; the
+   * transfers' own timers do that while requests are in flight. */
+  uv_unref((uv_handle_t *)&eng->ep_poll);
   if (shard_new(eng) == NULL) {
     snprintf(err, errlen, "curl_multi_init failed");
-    free(eng);
+    uv_close((uv_handle_t *)&eng->ep_poll, engine_abandoned); /* it frees eng */
     return -1;
   }
   uv_check_init(loop, &eng->kick_check);
@@ -368,10 +408,12 @@ void http_engine_free(struct http_engine *eng) {
   eng->npool = 0;
   uv_close((uv_handle_t *)&eng->kick_check, engine_handle_closed);
   uv_close((uv_handle_t *)&eng->kick_idle, engine_handle_closed);
+  uv_close((uv_handle_t *)&eng->ep_poll, engine_handle_closed);
   /* The struct is freed by the caller after the loop has run the close callbacks. */
 }
 
 void http_engine_release(struct http_engine *eng) {
+  close(eng->epfd); /* after the loop let go of its poll handle */
   free(eng->pool);
   free(eng->socks);
   free(eng);

@@ -1,7 +1,7 @@
 /* The HTTP engine: libcurl's multi-socket interface driven by the libuv loop.
  * A few CURLM handles ("shards", each with its own connection pool, so keep-alive and
- * HTTP/2 multiplexing come for free), a uv_poll_t per socket, a timer per shard and per
- * transfer, and a pool of finished transfers for reuse. Transfers complete through a C
+ * HTTP/2 multiplexing come for free), one epoll set for all their sockets (polled by the
+ * loop as a single descriptor), a timer per shard and per transfer, and a pool of finished transfers for reuse. Transfers complete through a C
  * callback; no Lua runs in here. */
 #ifndef ML_HTTP_ENGINE_H
 #define ML_HTTP_ENGINE_H
