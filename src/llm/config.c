@@ -332,8 +332,15 @@ static int read_provider(struct reader *r, struct llm_config *cfg, const char *n
   if (p->kind == LLM_KIND_ANTHROPIC && p->base_url == NULL)
     p->base_url = xstrdup(DEFAULT_ANTHROPIC_URL);
   if (p->base_url) {
-    if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0)
-      return fail(r, path, "base_url \"%s\" must start with http:// or https://", p->base_url);
+    const char *u = p->base_url;
+    const char *host = strncmp(u, "http://", 7) == 0    ? u + 7
+                       : strncmp(u, "https://", 8) == 0 ? u + 8
+                                                        : NULL;
+    if (host == NULL || *host == '\0' || *host == '/')
+      return fail(r, path,
+                  "base_url \"%s\" must start with http:// or https:// and name a host "
+                  "(like http://127.0.0.1:8000/v1)",
+                  u);
     size_t n = strlen(p->base_url);
     while (n > 0 && p->base_url[n - 1] == '/')
       p->base_url[--n] = '\0';

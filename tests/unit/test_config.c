@@ -90,6 +90,11 @@ static void mistakes_name_the_file_and_key(void) {
   expect_error("return { providers = { p = { kind = 'opneai' } } }", "providers.p: kind \"opneai\"");
   expect_error("return { providers = { p = { kind = 'openai', base_url = 'ftp://x' } } }",
                "must start with http");
+  /* Found by fuzz_config: "https:///" passed, and lost its slashes to "https:". */
+  expect_error("return { providers = { p = { kind = 'openai', base_url = 'https:///' } } }",
+               "and name a host");
+  expect_error("return { providers = { p = { kind = 'openai', base_url = 'http://' } } }",
+               "and name a host");
   expect_error("return { providers = { p = { kind = 'openai', bse_url = 'x' } } }",
                "unknown key 'bse_url'");
   expect_error("return { providers = { p = { kind = 'openai' } }, modles = {} }",
