@@ -224,9 +224,20 @@ static void close_any(uv_handle_t *h, void *arg) {
     uv_close(h, NULL);
 }
 
-/* Undo the waits of tasks that never finished, so no timer or transfer outlives the Lua
- * objects it points into. */
-static void undo_waits(struct ml_rt *rt) {
+/* lua_close's allocator on the way out of the process: allocations still work
+ * (finalizers may build strings), frees are left to the exit. */
+static void *exit_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  (void)osize;
+  return nsize == 0 ? NULL : realloc(ptr, nsize);
+}
+
+/* What must happen however the runtime goes: the waits of tasks that never finished are
+ * undone, so no timer or transfer outlives the Lua objects it points into; the Lua state
+ * closes, running every finalizer (files flush and close, databases close) and handing
+ * requests' transfers back to the engine; the LLM layer closes its response cache. With
+ * closing_alloc, the state closes through it. */
+static void settle(struct ml_rt *rt, lua_Alloc closing_alloc) {
   for (struct ml_task *t = rt->all_tasks; t; t = t->next_live) {
     if (t->state == TASK_WAITING && t->wait_cleanup) {
       sched_cleanup_fn cleanup = t->wait_cleanup;
@@ -234,15 +245,17 @@ static void undo_waits(struct ml_rt *rt) {
       cleanup(t, t->wait_data);
     }
   }
-}
-
-void rt_close(struct ml_rt *rt) {
-  undo_waits(rt);
   if (rt->L) {
-    lua_close(rt->L); /* frees requests: their transfers go back to the engine */
+    if (closing_alloc)
+      lua_setallocf(rt->L, closing_alloc, NULL);
+    lua_close(rt->L);
     rt->L = NULL;
   }
   llm_close(rt);
+}
+
+void rt_close(struct ml_rt *rt) {
+  settle(rt, NULL);
   if (rt->http)
     http_engine_free(rt->http);
   uv_walk(&rt->loop, close_any, NULL);
@@ -255,22 +268,8 @@ void rt_close(struct ml_rt *rt) {
   curl_global_cleanup();
 }
 
-/* lua_close's allocator on the way out: allocations still work (finalizers may build
- * strings), frees are left to the exit. */
-static void *exit_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  (void)ud;
-  (void)osize;
-  return nsize == 0 ? NULL : realloc(ptr, nsize);
-}
-
 void rt_close_for_exit(struct ml_rt *rt) {
-  undo_waits(rt);
-  if (rt->L) {
-    lua_setallocf(rt->L, exit_alloc, NULL);
-    lua_close(rt->L); /* every __gc runs: files flush and close, databases close */
-    rt->L = NULL;
-  }
-  llm_close(rt); /* closes the response cache's database */
+  settle(rt, exit_alloc);
   fflush(NULL);
 }
 
