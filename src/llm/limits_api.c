@@ -17,6 +17,18 @@
 
 int llm_limits_lua(lua_State *L);
 
+void llm_push_limits(lua_State *L, const struct limiter_stats *s, int more) {
+  lua_createtable(L, 0, 4 + more);
+  lua_pushinteger(L, s->effective_cap);
+  lua_setfield(L, -2, "cap");
+  lua_pushinteger(L, s->in_flight);
+  lua_setfield(L, -2, "in_flight");
+  lua_pushnumber(L, s->rpm_capacity);
+  lua_setfield(L, -2, "rpm");
+  lua_pushnumber(L, s->tpm_capacity);
+  lua_setfield(L, -2, "tpm");
+}
+
 static struct llm_provider *find_provider(lua_State *L, struct llm_config *cfg, const char *name) {
   if (name == NULL) {
     if (cfg->default_provider >= 0 && cfg->default_provider < cfg->nproviders)
@@ -74,15 +86,7 @@ static void push_provider(lua_State *L, struct ml_rt *rt, const struct llm_provi
     if (strncmp(gn, p->name, plen) != 0 || gn[plen] != '/')
       continue;
     struct limiter_stats s = gate_stats(g);
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, s.effective_cap);
-    lua_setfield(L, -2, "cap");
-    lua_pushinteger(L, s.in_flight);
-    lua_setfield(L, -2, "in_flight");
-    lua_pushnumber(L, s.rpm_capacity);
-    lua_setfield(L, -2, "rpm");
-    lua_pushnumber(L, s.tpm_capacity);
-    lua_setfield(L, -2, "tpm");
+    llm_push_limits(L, &s, 0);
     lua_setfield(L, -2, gn);
   }
   lua_setfield(L, -2, "models");

@@ -1202,15 +1202,7 @@ static int l_stats(lua_State *L) {
   for (struct gate *g = gate_first(rt->llm->gates); g; g = gate_next(g)) {
     struct limiter_stats ls = gate_stats(g);
     static const char *const breaker[] = {"closed", "open", "half-open"};
-    lua_createtable(L, 0, 10);
-    lua_pushinteger(L, ls.in_flight);
-    lua_setfield(L, -2, "in_flight");
-    lua_pushinteger(L, ls.effective_cap);
-    lua_setfield(L, -2, "cap");
-    lua_pushnumber(L, ls.rpm_capacity);
-    lua_setfield(L, -2, "rpm");
-    lua_pushnumber(L, ls.tpm_capacity);
-    lua_setfield(L, -2, "tpm");
+    llm_push_limits(L, &ls, 6);
     lua_pushstring(L, breaker[ls.breaker]);
     lua_setfield(L, -2, "breaker");
     lua_pushinteger(L, (lua_Integer)ls.throttled);

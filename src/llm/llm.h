@@ -43,4 +43,9 @@ struct llm_state {
 int llm_open(lua_State *L, struct ml_rt *rt, struct llm_config *cfg);
 void llm_close(struct ml_rt *rt);
 
+struct limiter_stats;
+/* Pushes a new table of what a gate's limiter knows (cap, in_flight, rpm, tpm), with room
+ * for `more` fields the caller adds: llm.stats().limits and llm.limits() share it. */
+void llm_push_limits(lua_State *L, const struct limiter_stats *s, int more);
+
 #endif
