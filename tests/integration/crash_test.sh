@@ -61,13 +61,7 @@ OPENAI_BASE_URL=$MOCK_URL "$MOONLOOP" run -q --resume crash >>crash.out 2>&1 ||
   { fail "final resume" "$(tail -5 crash.out)"; finish; }
 pass "the final resume finished"
 
-if cmp -s ref/dataset.jsonl crash/dataset.jsonl; then
-  pass "the resumed dataset equals the uninterrupted one ($(wc -l <crash/dataset.jsonl) examples)"
-else
-  fail "resumed dataset differs" "$(diff <(cut -c1-120 ref/dataset.jsonl) <(cut -c1-120 crash/dataset.jsonl) | head -5)"
-fi
-cmp -s ref/rejected.jsonl crash/rejected.jsonl && pass "the rejected rounds are the same too" ||
-  fail "rejected rounds differ" "$(wc -l ref/rejected.jsonl crash/rejected.jsonl)"
+expect_same_dataset ref crash
 
 dups=$(python3 -c '
 import json

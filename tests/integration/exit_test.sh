@@ -3,9 +3,8 @@
 # finalizer runs, stdio is flushed, memory and idle connections are left to the kernel);
 # MOONLOOP_FULL_TEARDOWN=1 frees everything. Either way nothing a script wrote may be
 # lost: a file it never closed, a database it never closed (WAL mode: the -wal file goes
-# away only when SQLite closes the database), a finalizer's own output. The exit code and
-# the mock server's view (every request answered, connections open until the end) must be
-# the same both ways.
+# away only when SQLite closes the database), a finalizer's own output. The exit code must
+# be the same both ways, and the mock server must have answered every request.
 source "$(dirname "$0")/lib.sh"
 cd "$SCRATCH"
 start_mock exit

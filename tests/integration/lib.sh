@@ -38,6 +38,22 @@ expect_contains() {
   if grep -qF -- "$3" "$2"; then pass "$1"; else fail "$1" "missing '$3' in: $(head -c 600 "$2")"; fi
 }
 
+# expect_same_dataset REF_DIR RUN_DIR: a resumed run wrote the same dataset and the same
+# rejected rounds, line for line, as the uninterrupted run in REF_DIR.
+expect_same_dataset() {
+  if cmp -s "$1/dataset.jsonl" "$2/dataset.jsonl"; then
+    pass "the resumed dataset equals the uninterrupted one ($(wc -l <"$2/dataset.jsonl") examples)"
+  else
+    fail "resumed dataset differs" \
+      "$(diff <(cut -c1-120 "$1/dataset.jsonl") <(cut -c1-120 "$2/dataset.jsonl") | head -5)"
+  fi
+  if cmp -s "$1/rejected.jsonl" "$2/rejected.jsonl"; then
+    pass "the rejected rounds are the same too"
+  else
+    fail "rejected rounds differ" "$(wc -l "$1/rejected.jsonl" "$2/rejected.jsonl")"
+  fi
+}
+
 finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
