@@ -12,20 +12,12 @@ M.LOAD_LIMITS = { instructions = 1e8, cpu_ms = 5000, wall_ms = 10000 }
 
 local task_lib -- { source =, path = } of moonloop/task.lua, read once
 
-local function read(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- task.map, gather, timeout and semaphore for sandboxed code: the trusted library's own Lua,
 -- run inside the sandbox over the sandbox's task.spawn, so their workers are sandboxed too.
 local function install_task_lib(sb)
   if not task_lib then
     local path = assert(package.searchpath("moonloop.task", package.path))
-    task_lib = { source = assert(read(path)), path = path }
+    task_lib = { source = fs.read(path), path = path }
   end
   -- Not named after its file: code of the runtime's library is never time-sliced, and this
   -- copy is the sandbox's own.
